@@ -1,0 +1,1 @@
+"""Alert sources: signature checks and parsers that turn vendor webhooks into ``AlertEvent`` values."""

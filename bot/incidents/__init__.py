@@ -1,0 +1,1 @@
+"""Incidents: the state machine, naming, the Slack card and the side effects."""

@@ -1,0 +1,400 @@
+"""The incident state machine: alert events and Slack actions in, incident
+rows, timeline entries and queued side effects out.
+
+Every method runs inside the caller's transaction, so a state change and the
+work it implies (post to the channel, update the card, tell the pager) are
+committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.alerts.event import AlertAction, AlertEvent, Source
+from bot.alerts.severity import Severity, SeverityMapping, map_severity
+from bot.clock import Clock
+from bot.errors import UserError
+from bot.incidents.card import escape, source_label
+from bot.incidents.model import Actor, IncidentView, Status
+from bot.settings import FirebellConfig
+from bot.store import jobs
+from bot.store.tables import Incident, IncidentRef, TimelineEntry
+
+INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+REFS = IncidentRef.__table__  # type: ignore[attr-defined]
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+
+# Job kinds the side-effect runner understands.
+OPEN_CHANNEL = "open_channel"
+POST = "post"
+SYNC_CARD = "sync_card"
+PAGER_UPDATE = "pager_update"
+
+PAGER_SOURCES = (Source.PAGERDUTY.value, Source.OPSGENIE.value)
+
+
+class Outcome(StrEnum):
+    OPENED = "opened"
+    GROUPED = "grouped"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: Outcome
+    incident_id: int | None
+
+
+def lane(incident_id: int) -> str:
+    return f"incident:{incident_id}"
+
+
+def view_from_row(row: Any) -> IncidentView:
+    return IncidentView(
+        id=row.id,
+        title=row.title,
+        service=row.service,
+        severity=Severity(row.severity),
+        status=Status(row.status),
+        source=row.source,
+        source_url=row.source_url,
+        escalation_policy_id=row.escalation_policy_id,
+        teams=tuple(json.loads(row.teams)),
+        private=row.private,
+        alert_count=row.alert_count,
+        opened_at=row.opened_at,
+        acknowledged_at=row.acknowledged_at,
+        resolved_at=row.resolved_at,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        card_ts=row.card_ts,
+        topic=row.topic,
+        setup_done=frozenset(s for s in row.setup_done.split(",") if s),
+        responders=tuple(json.loads(row.responders)),
+        missing_responders=tuple(json.loads(row.missing_responders)),
+    )
+
+
+async def load_incident(connection: AsyncConnection, incident_id: int) -> IncidentView | None:
+    row = (await connection.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id))).first()
+    return None if row is None else view_from_row(row)
+
+
+# Per action: the state it leads to (None: no state change) and how it reads.
+_TRANSITIONS: dict[AlertAction, tuple[Status | None, str, str]] = {
+    AlertAction.ACKNOWLEDGE: (Status.ACKNOWLEDGED, ":eyes:", "Acknowledged"),
+    AlertAction.UNACKNOWLEDGE: (Status.TRIGGERED, ":leftwards_arrow_with_hook:", "Unacknowledged"),
+    AlertAction.RESOLVE: (Status.RESOLVED, ":white_check_mark:", "Resolved"),
+    AlertAction.REOPEN: (Status.TRIGGERED, ":repeat:", "Reopened"),
+    AlertAction.ESCALATE: (None, ":arrow_double_up:", "Escalated"),
+    AlertAction.REASSIGN: (None, ":busts_in_silhouette:", "Reassigned"),
+    AlertAction.PRIORITY: (None, ":bar_chart:", "Priority changed"),
+    AlertAction.NOTE: (None, ":memo:", "Note"),
+}
+_ALLOWED_FROM: dict[Status, set[Status]] = {
+    Status.ACKNOWLEDGED: {Status.TRIGGERED},
+    Status.TRIGGERED: {Status.ACKNOWLEDGED, Status.RESOLVED},
+    Status.RESOLVED: {Status.TRIGGERED, Status.ACKNOWLEDGED},
+}
+
+
+class IncidentService:
+    """Applies alert events and responder actions to incidents."""
+
+    def __init__(self, config: FirebellConfig, severity: SeverityMapping, clock: Clock) -> None:
+        self._config = config
+        self._severity = severity
+        self._clock = clock
+
+    # -- alerts from sources -------------------------------------------------
+
+    async def apply(self, connection: AsyncConnection, event: AlertEvent) -> Applied:
+        """Fold one alert event into the incidents."""
+        now = self._clock.now()
+        ref = (
+            await connection.execute(
+                select(REFS).where(REFS.c.source == event.source.value, REFS.c.ref == event.source_ref)
+            )
+        ).first()
+        if ref is None:
+            return await self._first_event(connection, event, now)
+        incident = await load_incident(connection, ref.incident_id)
+        assert incident is not None
+        return await self._later_event(connection, incident, ref.resolved, event, now)
+
+    async def _first_event(self, connection: AsyncConnection, event: AlertEvent, now: datetime) -> Applied:
+        # An update for something we never saw open carries enough to open it,
+        # except a resolution or a note, which would open a dead incident.
+        if event.action in (AlertAction.RESOLVE, AlertAction.NOTE):
+            return Applied(Outcome.IGNORED, None)
+        group = await self._grouping_candidate(connection, event, now)
+        if group is not None:
+            await connection.execute(
+                insert(REFS).values(
+                    source=event.source.value, ref=event.source_ref, incident_id=group, resolved=False
+                )
+            )
+            await connection.execute(
+                update(INCIDENTS)
+                .where(INCIDENTS.c.id == group)
+                .values(alert_count=INCIDENTS.c.alert_count + 1, updated_at=now)
+            )
+            text = f"Another alert joined this incident from {source_label(event.source)}: {event.title}"
+            await self._record(
+                connection, group, now, "alert", event.actor, text, post=f":heavy_plus_sign: {escape(text)}"
+            )
+            return Applied(Outcome.GROUPED, group)
+        incident_id = await self._open(connection, event, now)
+        return Applied(Outcome.OPENED, incident_id)
+
+    async def _grouping_candidate(
+        self, connection: AsyncConnection, event: AlertEvent, now: datetime
+    ) -> int | None:
+        rule = self._config.grouping
+        if rule.window_minutes <= 0:
+            return None
+        query = select(INCIDENTS.c.id).where(
+            INCIDENTS.c.status != Status.RESOLVED.value,
+            INCIDENTS.c.opened_at >= now - timedelta(minutes=rule.window_minutes),
+        )
+        if "service" in rule.by:
+            query = query.where(INCIDENTS.c.service == event.service)
+        if "source" in rule.by:
+            query = query.where(INCIDENTS.c.source == event.source.value)
+        found = await connection.scalar(query.order_by(INCIDENTS.c.opened_at.desc()).limit(1))
+        return None if found is None else int(found)
+
+    async def _open(self, connection: AsyncConnection, event: AlertEvent, now: datetime) -> int:
+        severity = map_severity(event, self._severity)
+        service_config = self._config.service(event.service)
+        status = Status.ACKNOWLEDGED if event.action is AlertAction.ACKNOWLEDGE else Status.TRIGGERED
+        incident_id = await connection.scalar(
+            insert(INCIDENTS)
+            .values(
+                title=event.title[:2000] or "Untitled alert",
+                service=event.service,
+                severity=int(severity),
+                status=status.value,
+                source=event.source.value,
+                source_url=event.url,
+                escalation_policy_id=event.escalation_policy_id,
+                teams=json.dumps(list(event.teams)),
+                private=service_config.private,
+                alert_count=1,
+                opened_at=now,
+                updated_at=now,
+                acknowledged_at=now if status is Status.ACKNOWLEDGED else None,
+                setup_done="",
+                responders="[]",
+                missing_responders="[]",
+            )
+            .returning(INCIDENTS.c.id)
+        )
+        assert incident_id is not None
+        await connection.execute(
+            insert(REFS).values(
+                source=event.source.value, ref=event.source_ref, incident_id=incident_id, resolved=False
+            )
+        )
+        await self._timeline(
+            connection,
+            incident_id,
+            now,
+            "opened",
+            event.actor,
+            f"{severity.label} incident opened from {source_label(event.source)}: {event.title}",
+        )
+        await jobs.enqueue(connection, lane=lane(incident_id), kind=OPEN_CHANNEL, payload={}, now=now)
+        return int(incident_id)
+
+    async def _later_event(
+        self,
+        connection: AsyncConnection,
+        incident: IncidentView,
+        ref_resolved: bool,
+        event: AlertEvent,
+        now: datetime,
+    ) -> Applied:
+        action = event.action
+        if action is AlertAction.TRIGGER:
+            # A firing group or alert that comes back after resolving reopens.
+            if not ref_resolved and incident.status is not Status.RESOLVED:
+                return Applied(Outcome.UNCHANGED, incident.id)
+            action = AlertAction.REOPEN
+        target, emoji, verb = _TRANSITIONS[action]
+        values: dict[str, Any] = {}
+        if action is AlertAction.RESOLVE:
+            await self._set_ref_resolved(connection, event, True)
+            if await self._open_refs(connection, incident.id):
+                # Other alerts of a grouped incident are still firing.
+                return await self._note_only(connection, incident, event, now, "One of its alerts resolved")
+        if action is AlertAction.REOPEN:
+            await self._set_ref_resolved(connection, event, False)
+        if target is not None:
+            if incident.status is target or incident.status not in _ALLOWED_FROM[target]:
+                return Applied(Outcome.UNCHANGED, incident.id)
+            values.update(self._status_values(target, now))
+        if action is AlertAction.PRIORITY:
+            severity = map_severity(event, self._severity)
+            if severity is incident.severity:
+                return Applied(Outcome.UNCHANGED, incident.id)
+            values["severity"] = int(severity)
+            verb = f"Severity changed to {severity.label}"
+        values["updated_at"] = now
+        await connection.execute(update(INCIDENTS).where(INCIDENTS.c.id == incident.id).values(**values))
+        text = f"{verb} in {source_label(event.source)}"
+        if event.actor:
+            text += f" by {event.actor}"
+        if event.detail:
+            text += f": {event.detail}"
+        await self._record(
+            connection, incident.id, now, action.value, event.actor, text, post=f"{emoji} {escape(text)}"
+        )
+        if target is not None or action is AlertAction.PRIORITY:
+            await self._sync_card(connection, incident.id, now)
+        return Applied(Outcome.CHANGED, incident.id)
+
+    async def _note_only(
+        self, connection: AsyncConnection, incident: IncidentView, event: AlertEvent, now: datetime, what: str
+    ) -> Applied:
+        text = f"{what} in {source_label(event.source)}: {event.title}"
+        await self._record(
+            connection,
+            incident.id,
+            now,
+            "alert",
+            event.actor,
+            text,
+            post=f":information_source: {escape(text)}",
+        )
+        return Applied(Outcome.CHANGED, incident.id)
+
+    async def _set_ref_resolved(self, connection: AsyncConnection, event: AlertEvent, resolved: bool) -> None:
+        await connection.execute(
+            update(REFS)
+            .where(REFS.c.source == event.source.value, REFS.c.ref == event.source_ref)
+            .values(resolved=resolved)
+        )
+
+    async def _open_refs(self, connection: AsyncConnection, incident_id: int) -> int:
+        rows = await connection.execute(
+            select(REFS.c.ref).where(REFS.c.incident_id == incident_id, REFS.c.resolved.is_(False))
+        )
+        return len(rows.all())
+
+    # -- actions from Slack --------------------------------------------------
+
+    async def act(
+        self, connection: AsyncConnection, incident_id: int, target: Status, actor: Actor
+    ) -> IncidentView:
+        """A responder acknowledges or resolves from Slack; the pager follows."""
+        incident = await load_incident(connection, incident_id)
+        if incident is None:
+            raise UserError(f"Incident #{incident_id} does not exist.")
+        if incident.status is target:
+            raise UserError(f"Incident #{incident_id} is already {target.value}.")
+        if incident.status not in _ALLOWED_FROM[target]:
+            raise UserError(
+                f"Incident #{incident_id} is {incident.status.value}; it cannot be {target.value} now."
+            )
+        now = self._clock.now()
+        await connection.execute(
+            update(INCIDENTS)
+            .where(INCIDENTS.c.id == incident_id)
+            .values(updated_at=now, **self._status_values(target, now))
+        )
+        if target is Status.RESOLVED:
+            await connection.execute(
+                update(REFS).where(REFS.c.incident_id == incident_id).values(resolved=True)
+            )
+        verb = {Status.ACKNOWLEDGED: "Acknowledged", Status.RESOLVED: "Resolved"}.get(target, "Reopened")
+        emoji = _TRANSITIONS[
+            AlertAction.ACKNOWLEDGE if target is Status.ACKNOWLEDGED else AlertAction.RESOLVE
+        ][1]
+        await self._record(
+            connection,
+            incident_id,
+            now,
+            target.value,
+            actor.name,
+            f"{verb} in Slack by {actor.name}",
+            post=f"{emoji} {verb} by {actor.mention}",
+        )
+        await self._sync_card(connection, incident_id, now)
+        if target in (Status.ACKNOWLEDGED, Status.RESOLVED):
+            refs = await connection.execute(
+                select(REFS.c.source, REFS.c.ref).where(
+                    REFS.c.incident_id == incident_id, REFS.c.source.in_(PAGER_SOURCES)
+                )
+            )
+            for source, ref in refs.all():
+                await jobs.enqueue(
+                    connection,
+                    lane=lane(incident_id),
+                    kind=PAGER_UPDATE,
+                    payload={
+                        "source": source,
+                        "ref": ref,
+                        "status": target.value,
+                        "slack_user_id": actor.slack_user_id,
+                    },
+                    now=now,
+                )
+        updated = await load_incident(connection, incident_id)
+        assert updated is not None
+        return updated
+
+    # -- shared --------------------------------------------------------------
+
+    @staticmethod
+    def _status_values(target: Status, now: datetime) -> dict[str, Any]:
+        values: dict[str, Any] = {"status": target.value}
+        if target is Status.ACKNOWLEDGED:
+            values["acknowledged_at"] = now
+        elif target is Status.RESOLVED:
+            values["resolved_at"] = now
+        else:
+            values["resolved_at"] = None
+        return values
+
+    async def _record(
+        self,
+        connection: AsyncConnection,
+        incident_id: int,
+        now: datetime,
+        kind: str,
+        actor: str | None,
+        text: str,
+        *,
+        post: str,
+    ) -> None:
+        await self._timeline(connection, incident_id, now, kind, actor, text)
+        await jobs.enqueue(connection, lane=lane(incident_id), kind=POST, payload={"text": post}, now=now)
+
+    @staticmethod
+    async def _timeline(
+        connection: AsyncConnection,
+        incident_id: int,
+        now: datetime,
+        kind: str,
+        actor: str | None,
+        text: str,
+    ) -> None:
+        await connection.execute(
+            insert(TIMELINE).values(incident_id=incident_id, at=now, kind=kind, actor=actor, text=text)
+        )
+
+    @staticmethod
+    async def _sync_card(connection: AsyncConnection, incident_id: int, now: datetime) -> None:
+        await jobs.enqueue(
+            connection, lane=lane(incident_id), kind=SYNC_CARD, payload={}, now=now, coalesce=True
+        )

@@ -1,0 +1,1 @@
+"""Pager adapters: PagerDuty and Opsgenie behind the ``Pager`` protocol."""

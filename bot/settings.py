@@ -1,0 +1,191 @@
+"""Settings: the one module that reads the environment and ``firebell.toml``.
+
+Secrets and endpoints come from environment variables (the names are part of
+the external contract); the shape of the deployment (services, grouping,
+severity mapping, channel naming) comes from ``firebell.toml``, whose path is
+``FIREBELL_CONFIG`` or ``./firebell.toml`` when that file exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigurationError
+
+DEFAULT_CONFIG_FILE = "firebell.toml"
+
+
+class ServiceConfig(BaseModel):
+    """Per-service choices: channel privacy and who is invited besides on-call."""
+
+    model_config = {"extra": "forbid"}
+
+    private: bool = False
+    slack_users: list[str] = Field(default_factory=list)
+    slack_usergroups: list[str] = Field(default_factory=list)
+    opsgenie_schedule: str | None = None
+
+
+class SlackConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    channel_prefix: str = "inc"
+    incidents_channel: str | None = None
+
+    @field_validator("channel_prefix")
+    @classmethod
+    def _prefix_is_slack_safe(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+        if not value or not set(value) <= allowed or len(value) > 20:
+            raise ValueError(
+                "channel_prefix must be 1-20 characters of lowercase letters, digits, '-' or '_'"
+            )
+        return value
+
+
+class GroupingConfig(BaseModel):
+    """Folds alert storms: a new alert for a service that already has an open
+    incident opened within ``window_minutes`` joins that incident."""
+
+    model_config = {"extra": "forbid"}
+
+    window_minutes: float = 0.0
+    by: list[str] = Field(default_factory=lambda: ["service"])
+
+    @field_validator("by")
+    @classmethod
+    def _known_keys(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"service", "source"}
+        if unknown:
+            raise ValueError(f"grouping.by accepts 'service' and 'source', not {sorted(unknown)}")
+        return value
+
+
+class WorkConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    concurrency: int = Field(default=16, ge=1, le=256)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    max_backoff_seconds: float = Field(default=300.0, gt=0)
+
+
+class LogConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    json_format: bool = Field(default=False, alias="json")
+    level: str = "INFO"
+
+
+class FirebellConfig(BaseModel):
+    """The contents of ``firebell.toml``."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    grouping: GroupingConfig = Field(default_factory=GroupingConfig)
+    severity: dict[str, dict[str, int]] = Field(default_factory=dict)
+    services: dict[str, ServiceConfig] = Field(default_factory=dict)
+    work: WorkConfig = Field(default_factory=WorkConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    def service(self, name: str) -> ServiceConfig:
+        return self.services.get(name) or ServiceConfig()
+
+
+def _csv(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [str(part) for part in value]
+    return []
+
+
+class Settings(BaseSettings):
+    """Environment settings; every name is part of the external contract."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    database_url: str | None = Field(default=None, validation_alias="FIREBELL_DATABASE_URL")
+    config_file: str | None = Field(default=None, validation_alias="FIREBELL_CONFIG")
+    public_url: str | None = Field(default=None, validation_alias="FIREBELL_PUBLIC_URL")
+
+    pagerduty_api_token: str | None = Field(default=None, validation_alias="PAGERDUTY_API_TOKEN")
+    pagerduty_from_email: str | None = Field(default=None, validation_alias="PAGERDUTY_FROM_EMAIL")
+    pagerduty_webhook_secrets: str | None = Field(default=None, validation_alias="PAGERDUTY_WEBHOOK_SECRETS")
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", validation_alias="PAGERDUTY_API_URL")
+
+    opsgenie_api_key: str | None = Field(default=None, validation_alias="OPSGENIE_API_KEY")
+    opsgenie_webhook_token: str | None = Field(default=None, validation_alias="OPSGENIE_WEBHOOK_TOKEN")
+    opsgenie_api_url: str = Field(default="https://api.opsgenie.com", validation_alias="OPSGENIE_API_URL")
+
+    alertmanager_webhook_token: str | None = Field(
+        default=None, validation_alias="ALERTMANAGER_WEBHOOK_TOKEN"
+    )
+
+    smtp_url: str | None = Field(default=None, validation_alias="FIREBELL_SMTP_URL")
+    email_from: str | None = Field(default=None, validation_alias="FIREBELL_EMAIL_FROM")
+
+    ssl_cert_file: str | None = Field(default=None, validation_alias="SSL_CERT_FILE")
+    log_json: bool | None = Field(default=None, validation_alias=AliasChoices("FIREBELL_LOG_JSON"))
+    log_level: str | None = Field(default=None, validation_alias="FIREBELL_LOG_LEVEL")
+
+    config: FirebellConfig = Field(default_factory=FirebellConfig, exclude=True)
+
+    @property
+    def pagerduty_secrets(self) -> list[str]:
+        return _csv(self.pagerduty_webhook_secrets)
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    @property
+    def pagerduty_configured(self) -> bool:
+        return bool(self.pagerduty_api_token)
+
+    @property
+    def opsgenie_configured(self) -> bool:
+        return bool(self.opsgenie_api_key)
+
+
+def read_config_file(path: Path) -> FirebellConfig:
+    """Parse and validate ``firebell.toml``; problems become ``ConfigurationError``."""
+    try:
+        with path.open("rb") as handle:
+            raw: dict[str, Any] = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return FirebellConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigurationError(f"{path}: {problems}") from exc
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build ``Settings`` from ``environ`` (default: the process environment)."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        settings = Settings.model_validate({k: v for k, v in env.items()})
+    except ValidationError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    config_path = settings.config_file or (
+        DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).exists() else None
+    )
+    if config_path is not None:
+        settings.config = read_config_file(Path(config_path))
+    return settings

@@ -1,0 +1,1 @@
+"""The Slack adapter: ``ChatChannel`` over slack_sdk's ``AsyncWebClient``."""

@@ -1,0 +1,1 @@
+"""Background work: storing deliveries, folding them into incidents, running jobs."""

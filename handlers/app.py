@@ -1,0 +1,206 @@
+"""The composition root: settings → clients → services → the ASGI app.
+
+Nothing else in firebell builds clients, engines or apps; tests and the CLI
+call ``build_app`` with the settings they want.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fastapi import FastAPI
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.alerts.severity import SeverityMapping, default_severity_mapping
+from bot.alerts.sources import AlertSource, alert_sources
+from bot.clock import Clock, SystemClock
+from bot.incidents.commands import IncidentCommands
+from bot.incidents.effects import IncidentEffects
+from bot.incidents.model import IncidentView
+from bot.incidents.service import IncidentService
+from bot.metrics import Metrics
+from bot.pagers.opsgenie import OpsgeniePager
+from bot.pagers.pagerduty import PagerDutyPager
+from bot.ports import ChatChannel, Pager
+from bot.settings import Settings
+from bot.slack.chat import SlackChat, make_web_client
+from bot.store.database import create_engine
+from bot.store.jobs import JobQueue
+from bot.store.migrate import migrate
+from bot.tls import client_ssl_context
+from bot.work.ingest import IngestLoop
+from bot.work.intake import DeliveryWriter
+from bot.work.worker import JobWorker
+from handlers.slack_listeners import build_bolt_app
+from handlers.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+SLACK_MISSING = (
+    "Slack is not configured: alerts are accepted and stored, and their channels "
+    "will be opened once SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set "
+    "(see README, 'Slack app')."
+)
+
+
+@dataclass
+class Firebell:
+    """Everything one running firebell holds."""
+
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    metrics: Metrics
+    sources: dict[str, AlertSource]
+    writer: DeliveryWriter
+    ingest: IngestLoop
+    jobs: JobQueue
+    commands: IncidentCommands
+    chat: ChatChannel | None
+    pagers: dict[str, Pager]
+    worker: JobWorker | None
+    bolt: AsyncApp | None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def wake_workers(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
+    clock = clock or SystemClock()
+    config = settings.config
+    ssl_context = client_ssl_context(settings.ssl_cert_file)
+    engine = create_engine(settings.database_url)
+    metrics = Metrics()
+    severity: SeverityMapping = default_severity_mapping().merged(config.severity)
+    service = IncidentService(config, severity, clock)
+    identity = worker_identity()
+
+    pagers: dict[str, Pager] = {}
+    if settings.pagerduty_api_token:
+        pagers["pagerduty"] = PagerDutyPager(
+            settings.pagerduty_api_token,
+            settings.pagerduty_from_email,
+            settings.pagerduty_api_url,
+            ssl_context,
+        )
+    if settings.opsgenie_api_key:
+
+        def schedule_for(incident: IncidentView) -> str | None:
+            configured = config.service(incident.service).opsgenie_schedule
+            if configured:
+                return configured
+            return f"{incident.teams[0]}_schedule" if incident.teams else None
+
+        pagers["opsgenie"] = OpsgeniePager(
+            settings.opsgenie_api_key, settings.opsgenie_api_url, ssl_context, schedule_for
+        )
+
+    jobs = JobQueue(engine, identity, lease=timedelta(minutes=5))
+    chat: ChatChannel | None = None
+    worker: JobWorker | None = None
+    bolt: AsyncApp | None = None
+    web_client = None
+    if settings.slack_bot_token:
+        web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url, ssl_context)
+        chat = SlackChat(web_client, metrics)
+        effects = IncidentEffects(engine, chat, pagers, config)
+        worker = JobWorker(
+            jobs,
+            effects.run,
+            clock,
+            metrics,
+            concurrency=config.work.concurrency,
+            poll_seconds=config.work.poll_seconds,
+            max_backoff=config.work.max_backoff_seconds,
+        )
+
+    def on_jobs() -> None:
+        if worker is not None:
+            worker.wake()
+
+    ingest = IngestLoop(
+        engine, service, clock, metrics, identity, on_jobs, poll_seconds=config.work.poll_seconds
+    )
+    writer = DeliveryWriter(engine, clock, ingest.wake)
+    commands = IncidentCommands(engine, service, on_jobs)
+    if web_client is not None and settings.slack_signing_secret:
+        bolt = build_bolt_app(settings.slack_signing_secret, web_client, commands)
+    return Firebell(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        metrics=metrics,
+        sources=alert_sources(settings),
+        writer=writer,
+        ingest=ingest,
+        jobs=jobs,
+        commands=commands,
+        chat=chat,
+        pagers=pagers,
+        worker=worker,
+        bolt=bolt,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
+    """Migrate, start the background loops, and stop them cleanly."""
+    await migrate(firebell.engine)
+    loops = [firebell.writer.run(), firebell.ingest.run()]
+    if firebell.worker is not None:
+        loops.append(firebell.worker.run())
+    else:
+        log.warning(SLACK_MISSING)
+    if firebell.chat is not None and not firebell.settings.slack_signing_secret:
+        log.warning(
+            "SLACK_SIGNING_SECRET is not set: buttons and commands from Slack are refused; "
+            "channels and cards still go out."
+        )
+    firebell.tasks = [asyncio.create_task(loop) for loop in loops]
+    socket_mode = None
+    if firebell.bolt is not None and firebell.settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket_mode = AsyncSocketModeHandler(firebell.bolt, firebell.settings.slack_app_token)
+        await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack in Socket Mode")
+    try:
+        yield firebell
+    finally:
+        if socket_mode is not None:
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]
+        for task in firebell.tasks:
+            task.cancel()
+        await asyncio.gather(*firebell.tasks, return_exceptions=True)
+        for pager in firebell.pagers.values():
+            close = getattr(pager, "aclose", None)
+            if close is not None:
+                await close()
+        await firebell.engine.dispose()
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The ASGI app for ``settings``; its lifespan runs the background loops."""
+    firebell = build_firebell(settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with running(firebell):
+            yield
+
+    return create_web_app(firebell, lifespan)

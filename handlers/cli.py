@@ -1,0 +1,107 @@
+"""The ``firebell`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from bot.alerts.severity import default_severity_mapping
+from bot.errors import ConfigurationError
+from bot.settings import Settings, load_settings
+from bot.store.database import async_database_url
+
+cli = typer.Typer(
+    name="firebell",
+    help="ChatOps incident bot for Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        typer.echo(f"firebell: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(3000, help="Port to listen on."),
+) -> None:
+    """Serve webhooks and Slack (HTTP mode; Socket Mode too when SLACK_APP_TOKEN is set)."""
+    import uvicorn
+
+    from handlers.app import build_app
+    from handlers.logs import configure_logging
+
+    settings = _settings_or_exit()
+    json_logs = settings.log_json if settings.log_json is not None else settings.config.log.json_format
+    configure_logging(json_format=json_logs, level=settings.log_level or settings.config.log.level)
+    app = build_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """Everything wrong with ``settings``, one line each."""
+    problems: list[str] = []
+    try:
+        async_database_url(settings.database_url)
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+    try:
+        default_severity_mapping().merged(settings.config.severity)
+    except ValueError as exc:
+        problems.append(f"severity: {exc}")
+    if settings.slack_bot_token and not settings.slack_signing_secret:
+        problems.append("SLACK_SIGNING_SECRET must be set with SLACK_BOT_TOKEN (Slack request signing)")
+    if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token (xapp-…) for Socket Mode")
+    for name, url in (
+        ("PAGERDUTY_API_URL", settings.pagerduty_api_url),
+        ("OPSGENIE_API_URL", settings.opsgenie_api_url),
+        ("SLACK_API_URL", settings.slack_api_url),
+    ):
+        if not url.startswith(("https://", "http://")):
+            problems.append(f"{name} must be an http(s) URL, not {url!r}")
+    if not settings.pagerduty_api_url.startswith("https://"):
+        problems.append("PAGERDUTY_API_URL must use https:// (the PagerDuty client refuses others)")
+    if settings.pagerduty_api_token and not settings.pagerduty_from_email:
+        problems.append(
+            "PAGERDUTY_FROM_EMAIL must be set with PAGERDUTY_API_TOKEN (acknowledging needs a From address)"
+        )
+    if settings.ssl_cert_file:
+        try:
+            with open(settings.ssl_cert_file, "rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"SSL_CERT_FILE {settings.ssl_cert_file}: {exc.strerror}")
+    return problems
+
+
+@cli.command()
+def check() -> None:
+    """Validate the configuration: exit 0 when sound, 2 with one line per problem."""
+    settings = _settings_or_exit()
+    problems = configuration_problems(settings)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(2)
+    typer.echo("configuration is sound")
+
+
+def main() -> None:
+    sys.exit(cli())
