@@ -113,9 +113,7 @@ def pagerduty_event(
     - ``**extra`` is merged into ``event.data`` last.
     """
     if event_id is None:
-        event_id = str(
-            uuid.uuid5(_SAMPLES_NAMESPACE, f"{incident_id}/{event_type}/{occurred_at}")
-        )
+        event_id = str(uuid.uuid5(_SAMPLES_NAMESPACE, f"{incident_id}/{event_type}/{occurred_at}"))
     incident_url = f"{PAGERDUTY_WEB}/incidents/{incident_id}"
     data: dict[str, Any]
     if event_type == "pagey.ping":
@@ -139,9 +137,7 @@ def pagerduty_event(
             "incident_key": hashlib.sha256(incident_id.encode()).hexdigest()[:32],
             "created_at": "2024-05-20T14:00:00Z",
             "title": title,
-            "service": _pd_ref(
-                "service", _derived_id("P", "service", service), service, "services"
-            ),
+            "service": _pd_ref("service", _derived_id("P", "service", service), service, "services"),
             "assignees": [_pd_user(name) for name in assignees],
             "escalation_policy": _pd_ref(
                 "escalation_policy",
@@ -149,10 +145,7 @@ def pagerduty_event(
                 f"{service} escalation",
                 "escalation_policies",
             ),
-            "teams": [
-                _pd_ref("team", _derived_id("P", "team", team), team, "teams")
-                for team in teams
-            ],
+            "teams": [_pd_ref("team", _derived_id("P", "team", team), team, "teams") for team in teams],
             "priority": None
             if priority is None
             else {
@@ -175,9 +168,7 @@ def pagerduty_event(
             "event_type": event_type,
             "resource_type": "pagey" if event_type == "pagey.ping" else "incident",
             "occurred_at": occurred_at,
-            "agent": None
-            if agent is None or event_type == "pagey.ping"
-            else _pd_user(agent),
+            "agent": None if agent is None or event_type == "pagey.ping" else _pd_user(agent),
             "client": None,
             "data": data,
         }
@@ -316,11 +307,7 @@ def alertmanager_alert(
             "description": "5xx responses above 5% for 5 minutes.",
         }
     if ends_at is None:
-        ends_at = (
-            "0001-01-01T00:00:00Z"
-            if status == "firing"
-            else "2024-05-20T14:30:00.987654321Z"
-        )
+        ends_at = "0001-01-01T00:00:00Z" if status == "firing" else "2024-05-20T14:30:00.987654321Z"
     if fingerprint is None:
         canonical = json.dumps(sorted(all_labels.items()), separators=(",", ":"))
         fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -341,9 +328,7 @@ def _common(maps: Sequence[Mapping[str, str]]) -> dict[str, str]:
         return {}
     common = dict(maps[0])
     for other in maps[1:]:
-        common = {
-            key: value for key, value in common.items() if other.get(key) == value
-        }
+        common = {key: value for key, value in common.items() if other.get(key) == value}
     return common
 
 
@@ -373,26 +358,14 @@ def alertmanager_group(
     if alerts is None:
         alerts = [alertmanager_alert(status=status)]
     alert_list = [dict(alert) for alert in alerts]
-    common_labels = (
-        dict(labels)
-        if labels is not None
-        else _common([a["labels"] for a in alert_list])
-    )
+    common_labels = dict(labels) if labels is not None else _common([a["labels"] for a in alert_list])
     common_annotations = (
-        dict(annotations)
-        if annotations is not None
-        else _common([a["annotations"] for a in alert_list])
+        dict(annotations) if annotations is not None else _common([a["annotations"] for a in alert_list])
     )
     if group_labels is None:
-        group_labels = (
-            {"alertname": common_labels["alertname"]}
-            if "alertname" in common_labels
-            else {}
-        )
+        group_labels = {"alertname": common_labels["alertname"]} if "alertname" in common_labels else {}
     if group_key is None:
-        matchers = ",".join(
-            f'{key}="{value}"' for key, value in sorted(group_labels.items())
-        )
+        matchers = ",".join(f'{key}="{value}"' for key, value in sorted(group_labels.items()))
         group_key = f"{{}}:{{{matchers}}}"
     return {
         "version": version,

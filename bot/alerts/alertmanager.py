@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.alerts.event import AlertAction, AlertEvent, Source
+from bot.alerts.payload import load_object, optional_str, require_str, require_timestamp, string_map
 from bot.errors import InvalidRequest
 
 SUPPORTED_VERSION = "4"
@@ -36,18 +37,18 @@ def parse_alertmanager(body: bytes) -> list[AlertEvent]:
     Raises ``InvalidRequest`` (400) for a body that is not a version 4
     webhook payload.
     """
-    root = _load_object(body)
+    root = load_object(body)
     version = root.get("version")
     if version != SUPPORTED_VERSION:
         raise InvalidRequest(
             f"unsupported Alertmanager payload version {_shown(version)} (expected {SUPPORTED_VERSION!r})"
         )
-    group_key = _require_str(root, "groupKey", "groupKey")
-    status = _require_str(root, "status", "status")
+    group_key = require_str(root, "groupKey", "groupKey")
+    status = require_str(root, "status", "status")
     action = _ACTIONS.get(status)
     if action is None:
         raise InvalidRequest(f"status must be one of {', '.join(sorted(_ACTIONS))}, got {_shown(status)}")
-    receiver = _require_str(root, "receiver", "receiver")
+    receiver = require_str(root, "receiver", "receiver")
     raw_alerts = root.get("alerts")
     if raw_alerts is None:
         raise InvalidRequest("missing field alerts")
@@ -59,9 +60,9 @@ def parse_alertmanager(body: bytes) -> list[AlertEvent]:
         raise InvalidRequest("alerts is empty")
     alerts = [_alert(item, index) for index, item in enumerate(raw_alerts)]
 
-    common_labels = _string_map(root, "commonLabels")
-    common_annotations = _string_map(root, "commonAnnotations")
-    group_labels = _string_map(root, "groupLabels")
+    common_labels = string_map(root, "commonLabels", "commonLabels", strict=True)
+    common_annotations = string_map(root, "commonAnnotations", "commonAnnotations", strict=True)
+    group_labels = string_map(root, "groupLabels", "groupLabels", strict=True)
     truncated = _truncated(root)
     matching = [alert for alert in alerts if alert.status == status]
 
@@ -81,7 +82,7 @@ def parse_alertmanager(body: bytes) -> list[AlertEvent]:
             service=(common_labels.get("service") or common_labels.get("job") or UNKNOWN_SERVICE),
             occurred_at=min(alert.starts_at for alert in alerts),
             priority=common_labels.get("severity") or None,
-            url=_optional_str(root, "externalURL", "externalURL"),
+            url=optional_str(root, "externalURL", "externalURL"),
             detail=_detail(matching, truncated),
             labels=common_labels,
         )
@@ -109,16 +110,16 @@ def _alert(item: object, index: int) -> _Alert:
     path = f"alerts[{index}]"
     if not isinstance(item, dict):
         raise InvalidRequest(f"{path} must be an object")
-    labels = _string_map(item, "labels", path=f"{path}.labels")
-    fingerprint = _optional_str(item, "fingerprint", f"{path}.fingerprint")
+    labels = string_map(item, "labels", f"{path}.labels", strict=True)
+    fingerprint = optional_str(item, "fingerprint", f"{path}.fingerprint")
     if fingerprint is None:
         # Alertmanager's fingerprint is a hash of the label set; before it
         # was sent (< 0.19) the label set itself identifies the alert.
         fingerprint = _digest(sorted(labels.items()))[:16]
     return _Alert(
-        status=_require_str(item, "status", f"{path}.status"),
+        status=require_str(item, "status", f"{path}.status"),
         labels=labels,
-        starts_at=_timestamp(_require_str(item, "startsAt", f"{path}.startsAt"), f"{path}.startsAt"),
+        starts_at=require_timestamp(item, "startsAt", f"{path}.startsAt", standard="RFC 3339"),
         fingerprint=fingerprint,
     )
 
@@ -181,58 +182,3 @@ def _shown(value: object) -> str:
 def _digest(value: object) -> str:
     canonical = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _timestamp(text: str, path: str) -> datetime:
-    try:
-        # Python 3.11+ reads the trailing "Z" and truncates the nanosecond
-        # fractions Go writes to the microseconds datetime holds.
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"{path} is not an RFC 3339 timestamp") from exc
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-# Field access. Reasons name the full path of the field at fault so the 400
-# answer tells the sender exactly what is wrong.
-
-
-def _load_object(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError;
-        # RecursionError is what absurdly deep nesting raises.
-        raise InvalidRequest("body is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidRequest("body is not a JSON object")
-    return value
-
-
-def _require_str(parent: dict[str, object], key: str, path: str) -> str:
-    value = _optional_str(parent, key, path)
-    if value is None:
-        raise InvalidRequest(f"missing field {path}")
-    return value
-
-
-def _optional_str(parent: dict[str, object], key: str, path: str) -> str | None:
-    """``parent[key]`` as a string; missing, null and blank all give ``None``."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{path} must be a string")
-    return value.strip() or None
-
-
-def _string_map(parent: dict[str, object], key: str, path: str | None = None) -> dict[str, str]:
-    """``parent[key]`` as a label set; Prometheus label values are always strings."""
-    value = parent.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidRequest(f"{path or key} must be an object of strings")
-    return {str(k): v for k, v in value.items()}

@@ -16,6 +16,14 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from bot.alerts.event import AlertAction, AlertEvent, Source
+from bot.alerts.payload import (
+    load_object,
+    optional_object,
+    optional_str,
+    require_object,
+    require_str,
+    string_map,
+)
 from bot.errors import InvalidRequest
 
 _ACTIONS: dict[str, AlertAction] = {
@@ -42,14 +50,14 @@ def parse_opsgenie(body: bytes) -> list[AlertEvent]:
     give ``[]``. A body that is not an Opsgenie alert action payload raises
     ``InvalidRequest`` (400).
     """
-    root = _load_object(body)
-    action_name = _require_str(root, "action", "action")
+    root = load_object(body)
+    action_name = require_str(root, "action", "action")
     action = _ACTIONS.get(action_name)
     if action is None:
         return []
 
-    alert = _require_object(root, "alert", "alert")
-    alert_id = _require_str(alert, "alertId", "alert.alertId")
+    alert = require_object(root, "alert", "alert")
+    alert_id = require_str(alert, "alertId", "alert.alertId")
     # updatedAt says when this action happened; createdAt is the fallback for
     # the Create action, where the two are the same moment anyway.
     stamp_key = "updatedAt" if alert.get("updatedAt") is not None else "createdAt"
@@ -58,11 +66,11 @@ def parse_opsgenie(body: bytes) -> list[AlertEvent]:
         raise InvalidRequest("missing field alert.createdAt")
     occurred_at = _epoch_timestamp(raw_stamp, f"alert.{stamp_key}")
 
-    details = _string_map(alert.get("details"), "alert.details")
+    details = string_map(alert, "details", "alert.details")
     priority = _priority(alert.get("priority"))
-    note = _optional_str(alert, "note", "alert.note")
-    owner = _optional_str(alert, "owner", "alert.owner")
-    title = _optional_str(alert, "message", "alert.message")
+    note = optional_str(alert, "note", "alert.note")
+    owner = optional_str(alert, "owner", "alert.owner")
+    title = optional_str(alert, "message", "alert.message")
     if title is None:
         # tinyId ("#23") is how people refer to alerts, but it only feeds
         # this fallback, so an odd type is not worth a 400.
@@ -80,9 +88,9 @@ def parse_opsgenie(body: bytes) -> list[AlertEvent]:
     elif action is AlertAction.PRIORITY:
         detail = priority
     elif action is AlertAction.ESCALATE:
-        escalation = _optional_object(root, "escalationNotify", "escalationNotify")
+        escalation = optional_object(root, "escalationNotify", "escalationNotify")
         if escalation:
-            detail = _optional_str(escalation, "name", "escalationNotify.name")
+            detail = optional_str(escalation, "name", "escalationNotify.name")
 
     return [
         AlertEvent(
@@ -93,13 +101,13 @@ def parse_opsgenie(body: bytes) -> list[AlertEvent]:
             title=title,
             service=(
                 (details.get("service") or "").strip()
-                or _optional_str(alert, "entity", "alert.entity")
+                or optional_str(alert, "entity", "alert.entity")
                 or UNKNOWN_SERVICE
             ),
             occurred_at=occurred_at,
             priority=priority,
             url=ALERT_URL.format(alert_id=alert_id),
-            actor=_optional_str(alert, "username", "alert.username"),
+            actor=optional_str(alert, "username", "alert.username"),
             detail=detail,
             teams=_teams(alert),
             labels=details,
@@ -145,18 +153,8 @@ def _teams(alert: dict[str, object]) -> tuple[str, ...]:
         if not isinstance(teams, list) or not all(isinstance(t, str) for t in teams):
             raise InvalidRequest("alert.teams must be a list of strings")
         return tuple(team for team in teams if team)
-    team = _optional_str(alert, "team", "alert.team")
+    team = optional_str(alert, "team", "alert.team")
     return (team,) if team else ()
-
-
-def _string_map(value: object, path: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path} must be an object")
-    # Opsgenie details are string-valued, but a number or flag that slipped
-    # through is still worth showing; its JSON text is the faithful form.
-    return {str(key): item if isinstance(item, str) else json.dumps(item) for key, item in value.items()}
 
 
 def _epoch_timestamp(value: object, path: str) -> datetime:
@@ -189,54 +187,3 @@ def _epoch_timestamp(value: object, path: str) -> datetime:
         return _EPOCH + timedelta(microseconds=microseconds)
     except OverflowError as exc:
         raise InvalidRequest(f"{path} is out of range") from exc
-
-
-# Field access. Reasons name the full path of the field at fault so the 400
-# answer tells the sender exactly what is wrong.
-
-
-def _load_object(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError;
-        # RecursionError is what absurdly deep nesting raises.
-        raise InvalidRequest("body is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidRequest("body is not a JSON object")
-    return value
-
-
-def _require_object(parent: dict[str, object], key: str, path: str) -> dict[str, object]:
-    value = parent.get(key)
-    if value is None:
-        raise InvalidRequest(f"missing field {path}")
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path} must be an object")
-    return value
-
-
-def _optional_object(parent: dict[str, object], key: str, path: str) -> dict[str, object] | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path} must be an object")
-    return value
-
-
-def _require_str(parent: dict[str, object], key: str, path: str) -> str:
-    value = _optional_str(parent, key, path)
-    if value is None:
-        raise InvalidRequest(f"missing field {path}")
-    return value
-
-
-def _optional_str(parent: dict[str, object], key: str, path: str) -> str | None:
-    """``parent[key]`` as a string; missing, null and blank all give ``None``."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{path} must be a string")
-    return value.strip() or None

@@ -10,10 +10,17 @@ reasons for a body that is not such a payload. Signature checks live in
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.alerts.event import AlertAction, AlertEvent, Source
+from bot.alerts.payload import (
+    load_object,
+    optional_object,
+    optional_str,
+    require_object,
+    require_str,
+    require_timestamp,
+)
 from bot.errors import InvalidRequest
 
 _ACTIONS: dict[str, AlertAction] = {
@@ -43,39 +50,39 @@ def parse_pagerduty(body: bytes, webhook_id: str | None = None) -> list[AlertEve
     does not act on (``pagey.ping``, service or responder events, ...) give
     ``[]``. A body that is not a v3 payload raises ``InvalidRequest`` (400).
     """
-    root = _load_object(body)
-    event = _require_object(root, "event", "event")
-    event_id = _require_str(event, "id", "event.id")
-    event_type = _require_str(event, "event_type", "event.event_type")
+    root = load_object(body)
+    event = require_object(root, "event", "event")
+    event_id = require_str(event, "id", "event.id")
+    event_type = require_str(event, "event_type", "event.event_type")
     action = _ACTIONS.get(event_type)
     if action is None:
         # Checked before ``data`` because a ping's data has no id, and an
         # event we ignore should not be rejected for its shape.
         return []
 
-    data = _require_object(event, "data", "event.data")
+    data = require_object(event, "data", "event.data")
     # For incidents this is the incident id; for notes, the note id.
-    data_id = _require_str(data, "id", "event.data.id")
-    occurred_at = _require_timestamp(event, "occurred_at", "event.occurred_at")
-    agent = _optional_object(event, "agent", "event.agent")
-    actor = _optional_str(agent, "summary", "event.agent.summary") if agent else None
+    data_id = require_str(data, "id", "event.data.id")
+    occurred_at = require_timestamp(event, "occurred_at", "event.occurred_at")
+    agent = optional_object(event, "agent", "event.agent")
+    actor = optional_str(agent, "summary", "event.agent.summary") if agent else None
     delivery_key = webhook_id.strip() if webhook_id and webhook_id.strip() else event_id
 
     if action is AlertAction.NOTE:
         return [_note_event(data, action, delivery_key, occurred_at, actor)]
 
     assignees = _summaries(data, "assignees", "event.data.assignees")
-    priority_ref = _optional_object(data, "priority", "event.data.priority")
-    priority = _optional_str(priority_ref, "summary", "event.data.priority.summary") if priority_ref else None
+    priority_ref = optional_object(data, "priority", "event.data.priority")
+    priority = optional_str(priority_ref, "summary", "event.data.priority.summary") if priority_ref else None
     incident_id = data_id
     title = (
-        _optional_str(data, "title", "event.data.title")
-        or _optional_str(data, "summary", "event.data.summary")
+        optional_str(data, "title", "event.data.title")
+        or optional_str(data, "summary", "event.data.summary")
         or f"PagerDuty incident {incident_id}"
     )
-    service_ref = _optional_object(data, "service", "event.data.service")
-    service = _optional_str(service_ref, "summary", "event.data.service.summary") if service_ref else None
-    policy = _optional_object(data, "escalation_policy", "event.data.escalation_policy")
+    service_ref = optional_object(data, "service", "event.data.service")
+    service = optional_str(service_ref, "summary", "event.data.service.summary") if service_ref else None
+    policy = optional_object(data, "escalation_policy", "event.data.escalation_policy")
 
     detail: str | None = None
     if action in (AlertAction.REASSIGN, AlertAction.ESCALATE):
@@ -95,12 +102,12 @@ def parse_pagerduty(body: bytes, webhook_id: str | None = None) -> list[AlertEve
             service=service or UNKNOWN_SERVICE,
             occurred_at=occurred_at,
             priority=priority,
-            urgency=_optional_str(data, "urgency", "event.data.urgency"),
-            url=_optional_str(data, "html_url", "event.data.html_url"),
+            urgency=optional_str(data, "urgency", "event.data.urgency"),
+            url=optional_str(data, "html_url", "event.data.html_url"),
             actor=actor,
             detail=detail,
             escalation_policy_id=(
-                _optional_str(policy, "id", "event.data.escalation_policy.id") if policy else None
+                optional_str(policy, "id", "event.data.escalation_policy.id") if policy else None
             ),
             teams=tuple(_summaries(data, "teams", "event.data.teams")),
         )
@@ -117,22 +124,22 @@ def _note_event(
     # An annotated event's data is the incident_note, which only references
     # the incident; the incident's service and priority are already known
     # from its earlier events, matched by source_ref.
-    incident = _require_object(data, "incident", "event.data.incident")
-    incident_id = _require_str(incident, "id", "event.data.incident.id")
+    incident = require_object(data, "incident", "event.data.incident")
+    incident_id = require_str(incident, "id", "event.data.incident.id")
     return AlertEvent(
         source=Source.PAGERDUTY,
         delivery_key=delivery_key,
         source_ref=incident_id,
         action=action,
         title=(
-            _optional_str(incident, "summary", "event.data.incident.summary")
+            optional_str(incident, "summary", "event.data.incident.summary")
             or f"PagerDuty incident {incident_id}"
         ),
         service=UNKNOWN_SERVICE,
         occurred_at=occurred_at,
-        url=_optional_str(incident, "html_url", "event.data.incident.html_url"),
+        url=optional_str(incident, "html_url", "event.data.incident.html_url"),
         actor=actor,
-        detail=_optional_str(data, "content", "event.data.content"),
+        detail=optional_str(data, "content", "event.data.content"),
     )
 
 
@@ -172,68 +179,3 @@ def _summaries(parent: dict[str, object], key: str, path: str) -> list[str]:
         if isinstance(summary, str) and summary:
             summaries.append(summary)
     return summaries
-
-
-# Field access. Reasons name the full path of the field at fault so the 400
-# answer tells the sender exactly what is wrong.
-
-
-def _load_object(body: bytes) -> dict[str, object]:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError;
-        # RecursionError is what absurdly deep nesting raises.
-        raise InvalidRequest("body is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidRequest("body is not a JSON object")
-    return value
-
-
-def _require_object(parent: dict[str, object], key: str, path: str) -> dict[str, object]:
-    value = parent.get(key)
-    if value is None:
-        raise InvalidRequest(f"missing field {path}")
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path} must be an object")
-    return value
-
-
-def _optional_object(parent: dict[str, object], key: str, path: str) -> dict[str, object] | None:
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{path} must be an object")
-    return value
-
-
-def _require_str(parent: dict[str, object], key: str, path: str) -> str:
-    value = _optional_str(parent, key, path)
-    if value is None:
-        raise InvalidRequest(f"missing field {path}")
-    return value
-
-
-def _optional_str(parent: dict[str, object], key: str, path: str) -> str | None:
-    """``parent[key]`` as a string; missing, null and blank all give ``None``."""
-    value = parent.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequest(f"{path} must be a string")
-    return value.strip() or None
-
-
-def _require_timestamp(parent: dict[str, object], key: str, path: str) -> datetime:
-    text = _require_str(parent, key, path)
-    try:
-        # Python 3.11+ reads the trailing "Z" and any number of fractional digits.
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"{path} is not an ISO 8601 timestamp") from exc
-    if moment.tzinfo is None:
-        # PagerDuty always sends UTC; a missing offset is not worth losing
-        # an incident over.
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

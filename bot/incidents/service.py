@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from bot.alerts.severity import Severity, SeverityMapping, map_severity
 from bot.clock import Clock
 from bot.errors import UserError
 from bot.incidents.card import escape, source_label
+from bot.incidents.grouping import GroupCandidate, pick_group, window_start
 from bot.incidents.model import Actor, IncidentView, Status
 from bot.settings import FirebellConfig
 from bot.store import jobs
@@ -160,18 +161,17 @@ class IncidentService:
         self, connection: AsyncConnection, event: AlertEvent, now: datetime
     ) -> int | None:
         rule = self._config.grouping
-        if rule.window_minutes <= 0:
+        start = window_start(rule, now)
+        if start is None:
             return None
-        query = select(INCIDENTS.c.id).where(
-            INCIDENTS.c.status != Status.RESOLVED.value,
-            INCIDENTS.c.opened_at >= now - timedelta(minutes=rule.window_minutes),
+        query = select(INCIDENTS.c.id, INCIDENTS.c.service, INCIDENTS.c.source, INCIDENTS.c.opened_at).where(
+            INCIDENTS.c.status != Status.RESOLVED.value, INCIDENTS.c.opened_at >= start
         )
         if "service" in rule.by:
             query = query.where(INCIDENTS.c.service == event.service)
-        if "source" in rule.by:
-            query = query.where(INCIDENTS.c.source == event.source.value)
-        found = await connection.scalar(query.order_by(INCIDENTS.c.opened_at.desc()).limit(1))
-        return None if found is None else int(found)
+        rows = await connection.execute(query)
+        candidates = [GroupCandidate(r.id, r.service, r.source, r.opened_at) for r in rows]
+        return pick_group(rule, event, candidates, now)
 
     async def _open(self, connection: AsyncConnection, event: AlertEvent, now: datetime) -> int:
         severity = map_severity(event, self._severity)

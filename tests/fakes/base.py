@@ -25,6 +25,7 @@ those (``"/v2/alerts/*/acknowledge"``, ``"PUT /incidents/*"``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.parser
 import email.policy
@@ -33,6 +34,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -77,7 +79,7 @@ class Headers(dict[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and super().__contains__(name.lower())
 
-    def get(self, name: str, default: Any = None) -> Any:  # noqa: D102 - dict API
+    def get(self, name: str, default: Any = None) -> Any:
         return super().get(name.lower(), default)
 
 
@@ -227,6 +229,7 @@ class FakeServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None
+        self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -255,10 +258,8 @@ class FakeServer:
         thread, loop = self._thread, self._loop
         if thread is None or loop is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # loop already closed
             loop.call_soon_threadsafe(loop.stop)
-        except RuntimeError:  # loop already closed
-            pass
         thread.join(timeout=15)
         if thread.is_alive():
             raise RuntimeError(f"{type(self).__name__} server thread did not stop")
@@ -280,13 +281,10 @@ class FakeServer:
     def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner: web.AppRunner | None = None
         try:
             runner = loop.run_until_complete(self._setup())
         except BaseException as exc:  # reported to start()
             failure.append(exc)
-            if runner is not None:
-                loop.run_until_complete(runner.cleanup())
             loop.close()
             ready.set()
             return
@@ -296,18 +294,27 @@ class FakeServer:
             loop.run_forever()
         finally:
             loop.run_until_complete(runner.cleanup())
+            for transport in list(self._transports):
+                transport.abort()
+            # Closing a transport (TLS ones take a few round trips) finishes
+            # on later loop iterations; give them those before closing.
+            loop.run_until_complete(asyncio.sleep(0.05))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     async def _setup(self) -> web.AppRunner:
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.25)
         await runner.setup()
-        ssl_context = self._tls.server_context if self._tls is not None else None
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-        await site.start()
-        self._port = int(runner.addresses[0][1])
+        try:
+            ssl_context = self._tls.server_context if self._tls is not None else None
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+        except BaseException:
+            await runner.cleanup()
+            raise
         return runner
 
     # ------------------------------------------------------------------ addresses
@@ -371,7 +378,9 @@ class FakeServer:
             raise ValueError("times must be >= 1")
         if status is None:
             status = 200 if slack_error is not None else 500
-        fault = InjectedFault(key=key, status=status, retry_after=retry_after, slack_error=slack_error, body=body)
+        fault = InjectedFault(
+            key=key, status=status, retry_after=retry_after, slack_error=slack_error, body=body
+        )
         with self._lock:
             self._faults.append(_QueuedFault(fault=fault, remaining=times))
 
@@ -413,7 +422,9 @@ class FakeServer:
             self._faults.clear()
             self._errors.clear()
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10, *, message: str | None = None) -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 10, *, message: str | None = None
+    ) -> None:
         """Poll *predicate* until true; AssertionError describing the state on timeout."""
         deadline = time.monotonic() + timeout
         while True:
@@ -421,12 +432,15 @@ class FakeServer:
                 return
             if time.monotonic() >= deadline:
                 what = message or getattr(predicate, "__qualname__", repr(predicate))
+                name = type(self).__name__
                 raise AssertionError(
-                    f"{type(self).__name__}: condition {what!r} still false after {timeout:g} s; {self._describe()}"
+                    f"{name}: condition {what!r} still false after {timeout:g} s; {self._describe()}"
                 )
             time.sleep(0.01)
 
-    def wait_for_calls(self, path_or_method: str, count: int = 1, timeout: float = 10) -> list[RecordedRequest]:
+    def wait_for_calls(
+        self, path_or_method: str, count: int = 1, timeout: float = 10
+    ) -> list[RecordedRequest]:
         """Wait until at least *count* matching requests arrived and return them."""
         self.wait_for(
             lambda: len(self.calls(path_or_method)) >= count,
@@ -483,6 +497,9 @@ class FakeServer:
         return web.json_response(payload, status=fault.status, headers=headers)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        # Keep-alive connections outlive requests; stop() closes them itself.
+        if request.transport is not None:
+            self._transports.add(request.transport)
         raw = await request.read()
         query_pairs = [(name, value) for name, value in request.query.items()]
         query_all: dict[str, list[str]] = {}
@@ -519,6 +536,8 @@ class FakeServer:
             return web.json_response({"error": f"fake handler crashed: {exc!r}"}, status=500)
 
 
-def json_response(data: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """A JSON response (thin wrapper to keep the fakes' call sites short)."""
     return web.json_response(dict(data), status=status, headers=dict(headers or {}))

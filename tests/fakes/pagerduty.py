@@ -118,7 +118,10 @@ class FakePagerDuty(FakeServer):
         abilities: Iterable[str] = _DEFAULT_ABILITIES,
     ) -> None:
         if tls is None and not allow_http:
-            raise ValueError("FakePagerDuty needs TLS material (the pagerduty client only speaks https); pass allow_http=True to opt out")
+            raise ValueError(
+                "FakePagerDuty needs TLS material (the pagerduty client only speaks https); "
+                "pass allow_http=True to opt out"
+            )
         super().__init__(tls=tls, latency=latency)
         self.api_token = api_token
         """The token the ``Authorization: Token token=...`` header must carry."""
@@ -157,10 +160,19 @@ class FakePagerDuty(FakeServer):
         """Put the user with *email* on call (the user is created when unknown)."""
         with self._lock:
             user = self._user_by_email(email)
-            user_id = user.id if user is not None else self.add_user(email, email.split("@", 1)[0].replace(".", " ").title())
+            user_id = (
+                user.id
+                if user is not None
+                else self.add_user(email, email.split("@", 1)[0].replace(".", " ").title())
+            )
             self._policies.setdefault(escalation_policy_id, f"Escalation policy {escalation_policy_id}")
             self._oncalls.append(
-                PdOncall(escalation_policy_id=escalation_policy_id, user_id=user_id, level=level, schedule_id=schedule_id)
+                PdOncall(
+                    escalation_policy_id=escalation_policy_id,
+                    user_id=user_id,
+                    level=level,
+                    schedule_id=schedule_id,
+                )
             )
 
     def clear_oncalls(self, escalation_policy_id: str | None = None) -> None:
@@ -290,7 +302,7 @@ class FakePagerDuty(FakeServer):
         if not isinstance(email, str) or not email.strip():
             raise _PdError(
                 400,
-                "You must specify a user's email address in the \"From\" header to perform this action",
+                'You must specify a user\'s email address in the "From" header to perform this action',
                 _ERR_FROM,
             )
         user = self._user_by_email(email)
@@ -330,7 +342,12 @@ class FakePagerDuty(FakeServer):
             if parts[1] in self.abilities:
                 return web.Response(status=204)
             return json_response(
-                {"error": {"message": "Account does not have the abilities to perform the action", "code": 2012}},
+                {
+                    "error": {
+                        "message": "Account does not have the abilities to perform the action",
+                        "code": 2012,
+                    }
+                },
                 status=402,
             )
         raise _PdError(404, "Not Found", _ERR_NOT_FOUND)
@@ -370,7 +387,9 @@ class FakePagerDuty(FakeServer):
         return self._ref("user", "users", user.id, user.name)
 
     def _policy_ref(self, policy_id: str) -> dict[str, Any]:
-        return self._ref("escalation_policy", "escalation_policies", policy_id, self._policies.get(policy_id, policy_id))
+        return self._ref(
+            "escalation_policy", "escalation_policies", policy_id, self._policies.get(policy_id, policy_id)
+        )
 
     @staticmethod
     def _page(request: RecordedRequest, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -378,7 +397,9 @@ class FakePagerDuty(FakeServer):
             limit = max(1, min(100, int(request.query.get("limit", "25"))))
             offset = max(0, int(request.query.get("offset", "0")))
         except ValueError as exc:
-            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["limit and offset must be integers"]) from exc
+            raise _PdError(
+                400, "Invalid Input Provided", _ERR_INVALID, ["limit and offset must be integers"]
+            ) from exc
         want_total = request.query.get("total", "false").lower() == "true"
         page = items[offset : offset + limit]
         return {
@@ -467,20 +488,36 @@ class FakePagerDuty(FakeServer):
             "last_status_change_by": (
                 self._user_ref(incident.last_status_change_by)
                 if incident.last_status_change_by
-                else self._ref("service", "services", incident.service_id, self._services.get(incident.service_id, incident.service_id))
+                else self._ref(
+                    "service",
+                    "services",
+                    incident.service_id,
+                    self._services.get(incident.service_id, incident.service_id),
+                )
             ),
-            "service": self._ref("service", "services", incident.service_id, self._services.get(incident.service_id, incident.service_id)),
+            "service": self._ref(
+                "service",
+                "services",
+                incident.service_id,
+                self._services.get(incident.service_id, incident.service_id),
+            ),
             "escalation_policy": self._policy_ref(incident.escalation_policy_id),
             "assignments": [
-                {"at": incident.created_at, "assignee": self._user_ref(user_id)} for user_id in incident.assignments
+                {"at": incident.created_at, "assignee": self._user_ref(user_id)}
+                for user_id in incident.assignments
             ],
             "acknowledgements": [
-                {"at": at, "acknowledger": self._user_ref(user_id)} for user_id, at in incident.acknowledgements
+                {"at": at, "acknowledger": self._user_ref(user_id)}
+                for user_id, at in incident.acknowledgements
             ],
             "resolve_reason": None,
             "teams": [],
             "pending_actions": [],
-            "alert_counts": {"all": 1, "triggered": int(incident.status != "resolved"), "resolved": int(incident.status == "resolved")},
+            "alert_counts": {
+                "all": 1,
+                "triggered": int(incident.status != "resolved"),
+                "resolved": int(incident.status == "resolved"),
+            },
         }
 
     def _update_incident(self, request: RecordedRequest, incident: PdIncident) -> dict[str, Any]:
@@ -489,11 +526,21 @@ class FakePagerDuty(FakeServer):
         if not isinstance(wrapped, dict):
             raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident must be provided"])
         if wrapped.get("type") not in {"incident", "incident_reference"}:
-            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident type must be incident or incident_reference"])
+            raise _PdError(
+                400,
+                "Invalid Input Provided",
+                _ERR_INVALID,
+                ["Incident type must be incident or incident_reference"],
+            )
         status = wrapped.get("status")
         if status is not None:
             if status not in {"acknowledged", "resolved"}:
-                raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Status must be one of acknowledged, resolved"])
+                raise _PdError(
+                    400,
+                    "Invalid Input Provided",
+                    _ERR_INVALID,
+                    ["Status must be one of acknowledged, resolved"],
+                )
             if incident.status == "resolved":
                 raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident Already Resolved"])
             now = _now_iso()

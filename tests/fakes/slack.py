@@ -332,10 +332,7 @@ def _json_arg(body: dict[str, Any], name: str, error: str) -> Any:
 def _id_list(value: Any) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, list):
-        items = [str(item) for item in value]
-    else:
-        items = str(value).split(",")
+    items = [str(item) for item in value] if isinstance(value, list) else str(value).split(",")
     return [item.strip() for item in items if item.strip()]
 
 
@@ -414,7 +411,9 @@ class FakeSlack(FakeServer):
         with self._lock:
             user_id = self._new_id("U")
             handle = email.split("@", 1)[0]
-            self._users[user_id] = SlackUser(id=user_id, email=email, real_name=name, name=handle, is_bot=is_bot)
+            self._users[user_id] = SlackUser(
+                id=user_id, email=email, real_name=name, name=handle, is_bot=is_bot
+            )
             return user_id
 
     def add_usergroup(self, handle: str, user_ids: Iterable[str], name: str | None = None) -> str:
@@ -494,12 +493,18 @@ class FakeSlack(FakeServer):
 
     def thread(self, channel_id: str, thread_ts: str) -> list[SlackMessage]:
         """The replies in one thread, oldest first (the parent excluded)."""
-        return [message for message in self.messages(channel_id) if message.thread_ts == thread_ts and message.ts != thread_ts]
+        return [
+            message
+            for message in self.messages(channel_id)
+            if message.thread_ts == thread_ts and message.ts != thread_ts
+        ]
 
     def ephemerals(self, channel_id: str | None = None) -> list[SlackEphemeral]:
         """Ephemeral messages, optionally for one channel."""
         with self._lock:
-            return [copy.deepcopy(e) for e in self._ephemerals if channel_id is None or e.channel == channel_id]
+            return [
+                copy.deepcopy(e) for e in self._ephemerals if channel_id is None or e.channel == channel_id
+            ]
 
     @property
     def views(self) -> list[SlackView]:
@@ -657,10 +662,14 @@ class FakeSlack(FakeServer):
         blocks = _json_arg(body, "blocks", "invalid_blocks")
         if blocks is None:
             return None
-        if not isinstance(blocks, list) or not all(isinstance(block, dict) and "type" in block for block in blocks):
+        if not isinstance(blocks, list) or not all(
+            isinstance(block, dict) and "type" in block for block in blocks
+        ):
             raise _SlackError("invalid_blocks")
         if len(blocks) > 50:
-            raise _SlackError("invalid_blocks", errors=["no more than 50 items allowed [json-pointer:/blocks]"])
+            raise _SlackError(
+                "invalid_blocks", errors=["no more than 50 items allowed [json-pointer:/blocks]"]
+            )
         return blocks
 
     def _attachments_arg(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -674,7 +683,9 @@ class FakeSlack(FakeServer):
     def _view_arg(self, body: dict[str, Any]) -> dict[str, Any]:
         view = _json_arg(body, "view", "invalid_arguments")
         if not isinstance(view, dict) or "type" not in view:
-            raise _SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]})
+            raise _SlackError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: view"]}
+            )
         return view
 
     def _user(self, user_id: str | None) -> SlackUser:
@@ -752,9 +763,10 @@ class FakeSlack(FakeServer):
         valid = [user_id for user_id in user_ids if user_id in self._users and user_id != self.bot_user_id]
         new = [user_id for user_id in valid if user_id not in channel.members]
         if valid and not new:
-            raise _SlackError("already_in_channel", errors=[
-                {"user": user_id, "ok": False, "error": "already_in_channel"} for user_id in valid
-            ])
+            raise _SlackError(
+                "already_in_channel",
+                errors=[{"user": user_id, "ok": False, "error": "already_in_channel"} for user_id in valid],
+            )
         channel.members.update(new)
         payload: dict[str, Any] = {"channel": self._channel_api(channel)}
         if errors:
@@ -839,7 +851,11 @@ class FakeSlack(FakeServer):
 
     def _message_api(self, message: SlackMessage) -> dict[str, Any]:
         data = message.to_api(self.team_id)
-        replies = [other for other in self._messages[message.channel] if other.thread_ts == message.ts and other.ts != message.ts]
+        replies = [
+            other
+            for other in self._messages[message.channel]
+            if other.thread_ts == message.ts and other.ts != message.ts
+        ]
         if replies:
             data["thread_ts"] = message.ts
             data["reply_count"] = len(replies)
@@ -866,7 +882,11 @@ class FakeSlack(FakeServer):
 
     def _usergroups_list(self, body: dict[str, Any]) -> dict[str, Any]:
         include_users = _bool(body, "include_users")
-        return {"usergroups": [group.to_api(self.team_id, include_users=include_users) for group in self._usergroups.values()]}
+        return {
+            "usergroups": [
+                group.to_api(self.team_id, include_users=include_users) for group in self._usergroups.values()
+            ]
+        }
 
     def _usergroups_users_list(self, body: dict[str, Any]) -> dict[str, Any]:
         group = self._usergroups.get(_opt_str(body, "usergroup") or "")
@@ -1028,13 +1048,18 @@ class FakeSlack(FakeServer):
     def _consume_trigger(self, body: dict[str, Any]) -> str:
         trigger_id = _opt_str(body, "trigger_id")
         if not trigger_id:
-            raise _SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing required field: trigger_id"]})
+            raise _SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] missing required field: trigger_id"]},
+            )
         if trigger_id in self._used_triggers:
             raise _SlackError("exchanged_trigger_id")
         self._used_triggers.add(trigger_id)
         return trigger_id
 
-    def _new_view(self, body: dict[str, Any], kind: str, *, trigger_id: str | None, user_id: str | None) -> SlackView:
+    def _new_view(
+        self, body: dict[str, Any], kind: str, *, trigger_id: str | None, user_id: str | None
+    ) -> SlackView:
         view = self._view_arg(body)
         external_id = view.get("external_id")
         record = SlackView(

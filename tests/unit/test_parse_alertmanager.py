@@ -73,9 +73,7 @@ def test_nanosecond_timestamps_and_earliest_start() -> None:
 def test_title_counts_firing_alerts_when_there_is_no_summary() -> None:
     payload = alertmanager_group(alerts=three_instances())
     # The per-instance summaries differ, so there is no common summary.
-    assert payload["commonAnnotations"] == {
-        "description": "5xx responses above 5% for 5 minutes."
-    }
+    assert payload["commonAnnotations"] == {"description": "5xx responses above 5% for 5 minutes."}
     assert parse_one(payload).title == "HighErrorRate (3 alerts)"
 
 
@@ -127,9 +125,7 @@ def test_changed_alert_set_or_status_gives_a_new_key() -> None:
         alertmanager_alert(instance="checkout-3:8080", status="resolved"),
     ]
     partly = parse_one(alertmanager_group(alerts=one_resolved)).delivery_key
-    resolved = parse_one(
-        alertmanager_group("resolved", alerts=three_instances("resolved"))
-    ).delivery_key
+    resolved = parse_one(alertmanager_group("resolved", alerts=three_instances("resolved"))).delivery_key
     other_group = parse_one(
         alertmanager_group(alerts=alerts, group_key='{}:{alertname="Other"}')
     ).delivery_key

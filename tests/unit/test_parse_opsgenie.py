@@ -63,9 +63,7 @@ def test_actions(action_name: str, action: AlertAction) -> None:
     assert parse_one(opsgenie_event(action_name)).action is action
 
 
-@pytest.mark.parametrize(
-    "action_name", ["AddTags", "Delete", "TakeOwnership", "Restart"]
-)
+@pytest.mark.parametrize("action_name", ["AddTags", "Delete", "TakeOwnership", "Restart"])
 def test_other_actions_are_accepted_but_ignored(action_name: str) -> None:
     assert parse_opsgenie(to_body(opsgenie_event(action_name))) == []
 
@@ -132,9 +130,7 @@ def test_non_string_details_become_json_text() -> None:
         (1_716_213_600, None, datetime(2024, 5, 20, 14, tzinfo=UTC)),
     ],
 )
-def test_timestamps_by_magnitude(
-    created_at: int, updated_at: int | None, expected: datetime
-) -> None:
+def test_timestamps_by_magnitude(created_at: int, updated_at: int | None, expected: datetime) -> None:
     payload = opsgenie_event(created_at=created_at, updated_at=updated_at)
     if updated_at is None:
         del payload["alert"]["updatedAt"]
@@ -159,15 +155,9 @@ def test_different_events_have_different_keys() -> None:
         parse_one(opsgenie_event("Acknowledge", updated_at=stamp)).delivery_key,
         parse_one(opsgenie_event("AddNote", updated_at=stamp, note="one")).delivery_key,
         parse_one(opsgenie_event("AddNote", updated_at=stamp, note="two")).delivery_key,
-        parse_one(
-            opsgenie_event("AddNote", updated_at=stamp + 1, note="one")
-        ).delivery_key,
-        parse_one(
-            opsgenie_event("UpdatePriority", updated_at=stamp, priority="P2")
-        ).delivery_key,
-        parse_one(
-            opsgenie_event("UpdatePriority", updated_at=stamp, priority="P3")
-        ).delivery_key,
+        parse_one(opsgenie_event("AddNote", updated_at=stamp + 1, note="one")).delivery_key,
+        parse_one(opsgenie_event("UpdatePriority", updated_at=stamp, priority="P2")).delivery_key,
+        parse_one(opsgenie_event("UpdatePriority", updated_at=stamp, priority="P3")).delivery_key,
         parse_one(opsgenie_event(alert_id="another-alert")).delivery_key,
     }
     assert len(keys) == 8

@@ -133,18 +133,14 @@ def test_incident_without_priority_agent_or_service() -> None:
 def test_delivery_key_is_the_webhook_id_else_the_event_id() -> None:
     payload = pagerduty_event(event_id="01E2PBT6BAKLX7NDXYBRVZQ21D")
     assert parse_one(payload).delivery_key == "01E2PBT6BAKLX7NDXYBRVZQ21D"
-    assert (
-        parse_one(payload, webhook_id="").delivery_key == "01E2PBT6BAKLX7NDXYBRVZQ21D"
-    )
+    assert parse_one(payload, webhook_id="").delivery_key == "01E2PBT6BAKLX7NDXYBRVZQ21D"
     assert parse_one(payload, webhook_id="wh-1").delivery_key == "wh-1"
 
 
 def test_redelivery_has_the_same_key_and_other_events_do_not() -> None:
     first = parse_one(pagerduty_event())
     again = parse_one(pagerduty_event())
-    acked = parse_one(
-        pagerduty_event("incident.acknowledged", occurred_at="2024-05-20T14:03:00Z")
-    )
+    acked = parse_one(pagerduty_event("incident.acknowledged", occurred_at="2024-05-20T14:03:00Z"))
     assert first.delivery_key == again.delivery_key
     assert acked.delivery_key != first.delivery_key
 

@@ -17,9 +17,7 @@ from bot.alerts.severity import (
 )
 
 
-def event(
-    source: Source, priority: str | None = None, urgency: str | None = None
-) -> AlertEvent:
+def event(source: Source, priority: str | None = None, urgency: str | None = None) -> AlertEvent:
     return AlertEvent(
         source=source,
         delivery_key="delivery-1",
@@ -89,27 +87,16 @@ def test_opsgenie_priority_in_any_spelling(priority: str) -> None:
         (Source.OPSGENIE, None, "high", Severity.SEV3),
     ],
 )
-def test_default_rules(
-    source: Source, priority: str | None, urgency: str | None, expected: Severity
-) -> None:
-    assert (
-        map_severity(event(source, priority, urgency), default_severity_mapping())
-        is expected
-    )
+def test_default_rules(source: Source, priority: str | None, urgency: str | None, expected: Severity) -> None:
+    assert map_severity(event(source, priority, urgency), default_severity_mapping()) is expected
 
 
 def test_overrides_replace_defaults_and_keep_the_rest() -> None:
     base = default_severity_mapping()
-    mapping = base.merged(
-        {"alertmanager": {"Warning": 2, "disaster": 1}, "pagerduty": {"P3": 2}}
-    )
+    mapping = base.merged({"alertmanager": {"Warning": 2, "disaster": 1}, "pagerduty": {"P3": 2}})
     assert map_severity(event(Source.ALERTMANAGER, "warning"), mapping) is Severity.SEV2
-    assert (
-        map_severity(event(Source.ALERTMANAGER, "disaster"), mapping) is Severity.SEV1
-    )
-    assert (
-        map_severity(event(Source.ALERTMANAGER, "critical"), mapping) is Severity.SEV1
-    )
+    assert map_severity(event(Source.ALERTMANAGER, "disaster"), mapping) is Severity.SEV1
+    assert map_severity(event(Source.ALERTMANAGER, "critical"), mapping) is Severity.SEV1
     assert map_severity(event(Source.PAGERDUTY, "P3"), mapping) is Severity.SEV2
     assert map_severity(event(Source.OPSGENIE, "P3"), mapping) is Severity.SEV3
     # The original is untouched.
@@ -124,16 +111,12 @@ def test_override_keys_are_normalised_like_lookups() -> None:
 
 def test_default_severity_applies_when_nothing_matches() -> None:
     mapping = replace(default_severity_mapping(), default=Severity.SEV4)
-    assert (
-        map_severity(event(Source.ALERTMANAGER, "unheard-of"), mapping) is Severity.SEV4
-    )
+    assert map_severity(event(Source.ALERTMANAGER, "unheard-of"), mapping) is Severity.SEV4
 
 
 @pytest.mark.parametrize("value", [0, 5, -1, True, "2", 2.5, None])
 def test_out_of_range_override_is_refused(value: object) -> None:
-    with pytest.raises(
-        ValueError, match=r"severity for alertmanager 'warning' must be"
-    ):
+    with pytest.raises(ValueError, match=r"severity for alertmanager 'warning' must be"):
         default_severity_mapping().merged({"alertmanager": {"warning": value}})  # type: ignore[dict-item]
 
 

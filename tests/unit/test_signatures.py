@@ -21,22 +21,16 @@ def reject_pagerduty(header: str | None, secrets: list[str]) -> InvalidRequest:
 
 
 def test_single_matching_signature_is_accepted() -> None:
-    verify_pagerduty_signature(
-        BODY, pagerduty_signature(BODY, NEW_SECRET), [NEW_SECRET]
-    )
+    verify_pagerduty_signature(BODY, pagerduty_signature(BODY, NEW_SECRET), [NEW_SECRET])
 
 
 def test_rotation_any_entry_may_match_any_secret() -> None:
-    header = ",".join(
-        [pagerduty_signature(BODY, OLD_SECRET), pagerduty_signature(BODY, NEW_SECRET)]
-    )
+    header = ",".join([pagerduty_signature(BODY, OLD_SECRET), pagerduty_signature(BODY, NEW_SECRET)])
     verify_pagerduty_signature(BODY, header, [NEW_SECRET])
     verify_pagerduty_signature(BODY, header, [OLD_SECRET])
     verify_pagerduty_signature(BODY, header, ["unrelated", NEW_SECRET])
     # And the other way round: one entry, two configured secrets.
-    verify_pagerduty_signature(
-        BODY, pagerduty_signature(BODY, OLD_SECRET), [NEW_SECRET, OLD_SECRET]
-    )
+    verify_pagerduty_signature(BODY, pagerduty_signature(BODY, OLD_SECRET), [NEW_SECRET, OLD_SECRET])
 
 
 def test_spaces_uppercase_hex_and_other_versions_are_tolerated() -> None:
