@@ -5,7 +5,8 @@ deps:
 	./.ci/install-deps
 
 run:
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
 	uv run firebell serve
 
 test: deps

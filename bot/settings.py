@@ -74,6 +74,7 @@ class WorkConfig(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=256)
     poll_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=30.0, ge=1)
 
 
 class LogConfig(BaseModel):
@@ -172,17 +173,21 @@ def read_config_file(path: Path) -> FirebellConfig:
     try:
         return FirebellConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ConfigurationError(f"{path}: {problems}") from exc
+        raise ConfigurationError(f"{path}: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    """Pydantic's errors as one readable line: ``where: what; where: what``."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build ``Settings`` from ``environ`` (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
     try:
-        settings = Settings.model_validate({k: v for k, v in env.items()})
+        settings = Settings.model_validate(env)
     except ValidationError as exc:
-        raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError(f"environment: {_describe(exc)}") from exc
     config_path = settings.config_file or (
         DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).exists() else None
     )

@@ -110,7 +110,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             settings.opsgenie_api_key, settings.opsgenie_api_url, ssl_context, schedule_for
         )
 
-    jobs = JobQueue(engine, identity, lease=timedelta(minutes=5))
+    jobs = JobQueue(engine, identity, lease=timedelta(seconds=config.work.lease_seconds))
     chat: ChatChannel | None = None
     worker: JobWorker | None = None
     bolt: AsyncApp | None = None
@@ -134,11 +134,18 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             worker.wake()
 
     ingest = IngestLoop(
-        engine, service, clock, metrics, identity, on_jobs, poll_seconds=config.work.poll_seconds
+        engine,
+        service,
+        clock,
+        metrics,
+        identity,
+        on_jobs,
+        poll_seconds=config.work.poll_seconds,
+        lease=timedelta(seconds=config.work.lease_seconds),
     )
     writer = DeliveryWriter(engine, clock, ingest.wake)
     commands = IncidentCommands(engine, service, on_jobs)
-    if web_client is not None and settings.slack_signing_secret:
+    if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         bolt = build_bolt_app(settings.slack_signing_secret, web_client, commands)
     return Firebell(
         settings=settings,
@@ -166,10 +173,10 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         loops.append(firebell.worker.run())
     else:
         log.warning(SLACK_MISSING)
-    if firebell.chat is not None and not firebell.settings.slack_signing_secret:
+    if firebell.chat is not None and firebell.bolt is None:
         log.warning(
-            "SLACK_SIGNING_SECRET is not set: buttons and commands from Slack are refused; "
-            "channels and cards still go out."
+            "Neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set: "
+            "buttons and commands from Slack are refused; channels and cards still go out."
         )
     firebell.tasks = [asyncio.create_task(loop) for loop in loops]
     socket_mode = None

@@ -11,6 +11,8 @@ from bot.errors import ConfigurationError
 from bot.settings import Settings, load_settings
 from bot.store.database import async_database_url
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 cli = typer.Typer(
     name="firebell",
     help="ChatOps incident bot for Slack.",
@@ -39,6 +41,7 @@ def serve(
     from handlers.logs import configure_logging
 
     settings = _settings_or_exit()
+    _exit_on_problems(configuration_problems(settings))
     json_logs = settings.log_json if settings.log_json is not None else settings.config.log.json_format
     configure_logging(json_format=json_logs, level=settings.log_level or settings.config.log.level)
     app = build_app(settings)
@@ -65,8 +68,14 @@ def configuration_problems(settings: Settings) -> list[str]:
         default_severity_mapping().merged(settings.config.severity)
     except ValueError as exc:
         problems.append(f"severity: {exc}")
-    if settings.slack_bot_token and not settings.slack_signing_secret:
-        problems.append("SLACK_SIGNING_SECRET must be set with SLACK_BOT_TOKEN (Slack request signing)")
+    if settings.slack_bot_token and not (settings.slack_signing_secret or settings.slack_app_token):
+        problems.append(
+            "SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode) "
+            "must be set with SLACK_BOT_TOKEN"
+        )
+    for name, level in (("FIREBELL_LOG_LEVEL", settings.log_level), ("log.level", settings.config.log.level)):
+        if level and level.upper() not in LOG_LEVELS:
+            problems.append(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
     if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN must be an app-level token (xapp-…) for Socket Mode")
     for name, url in (
@@ -91,15 +100,17 @@ def configuration_problems(settings: Settings) -> list[str]:
     return problems
 
 
-@cli.command()
-def check() -> None:
-    """Validate the configuration: exit 0 when sound, 2 with one line per problem."""
-    settings = _settings_or_exit()
-    problems = configuration_problems(settings)
+def _exit_on_problems(problems: list[str]) -> None:
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:
         raise typer.Exit(2)
+
+
+@cli.command()
+def check() -> None:
+    """Validate the configuration: exit 0 when sound, 2 with one line per problem."""
+    _exit_on_problems(configuration_problems(_settings_or_exit()))
     typer.echo("configuration is sound")
 
 

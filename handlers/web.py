@@ -126,13 +126,18 @@ def create_web_app(
             log.exception("could not count pending work for /metrics")
         return Response(firebell.metrics.render(), media_type=CONTENT_TYPE)
 
-    bolt_handler = AsyncSlackRequestHandler(firebell.bolt) if firebell.bolt is not None else None
+    # Only a verified request reaches Bolt over HTTP; Socket Mode needs no secret.
+    bolt_handler = (
+        AsyncSlackRequestHandler(firebell.bolt)
+        if firebell.bolt is not None and firebell.settings.slack_signing_secret
+        else None
+    )
 
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         if bolt_handler is None:
             return JSONResponse(
-                {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
+                {"error": "Slack HTTP mode is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
                 status_code=503,
             )
         return await bolt_handler.handle(request)

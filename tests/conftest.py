@@ -78,7 +78,9 @@ def firebell_env(
     override variables, ``config=`` gives extra firebell.toml tables."""
 
     def make(config: dict[str, dict[str, Any]] | None = None, **overrides: str) -> dict[str, str]:
-        tables: dict[str, dict[str, Any]] = {"work": {"poll_seconds": 0.1, "max_backoff_seconds": 1}}
+        tables: dict[str, dict[str, Any]] = {
+            "work": {"poll_seconds": 0.1, "max_backoff_seconds": 1, "lease_seconds": 2}
+        }
         for table, values in (config or {}).items():
             tables.setdefault(table, {}).update(values)
         env = {

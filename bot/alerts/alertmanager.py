@@ -129,10 +129,12 @@ def _delivery_key(group_key: str, status: str, alerts: list[_Alert]) -> str:
 
     Alertmanager re-sends a group every repeat_interval with the same alerts;
     those repeats must map to one key, while an alert joining, leaving or
-    resolving changes the (fingerprint, status) set and so the key.
+    resolving changes the (fingerprint, status) set and so the key. The start
+    time is part of it too: the same alert firing again after it resolved is
+    a new event (same fingerprint, new startsAt), not a repeat.
     """
-    pairs = sorted({(alert.fingerprint, alert.status) for alert in alerts})
-    return _digest([group_key, status, pairs])
+    entries = sorted({(alert.fingerprint, alert.status, alert.starts_at.isoformat()) for alert in alerts})
+    return _digest([group_key, status, entries])
 
 
 def _title(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlsplit
 
 from bot.alerts.event import AlertAction, AlertEvent, Source
 from bot.alerts.payload import (
@@ -38,12 +39,12 @@ _ACTIONS: dict[str, AlertAction] = {
 }
 
 UNKNOWN_SERVICE = "unknown"
-ALERT_URL = "https://app.opsgenie.com/alert/detail/{alert_id}/details"
+DEFAULT_APP_URL = "https://app.opsgenie.com"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_opsgenie(body: bytes) -> list[AlertEvent]:
+def parse_opsgenie(body: bytes, app_url: str = DEFAULT_APP_URL) -> list[AlertEvent]:
     """The events in one Opsgenie webhook delivery.
 
     Actions firebell does not act on (AddTags, Delete, custom actions, ...)
@@ -106,7 +107,7 @@ def parse_opsgenie(body: bytes) -> list[AlertEvent]:
             ),
             occurred_at=occurred_at,
             priority=priority,
-            url=ALERT_URL.format(alert_id=alert_id),
+            url=_alert_url(app_url, alert_id),
             actor=optional_str(alert, "username", "alert.username"),
             detail=detail,
             teams=_teams(alert),
@@ -187,3 +188,15 @@ def _epoch_timestamp(value: object, path: str) -> datetime:
         return _EPOCH + timedelta(microseconds=microseconds)
     except OverflowError as exc:
         raise InvalidRequest(f"{path} is out of range") from exc
+
+
+def _alert_url(app_url: str, alert_id: str) -> str:
+    return f"{app_url.rstrip('/')}/alert/detail/{quote(alert_id, safe='')}/details"
+
+
+def app_url_for(api_url: str) -> str:
+    """The Opsgenie web app that belongs to an API base URL (EU: api.eu → app.eu)."""
+    parts = urlsplit(api_url)
+    if parts.hostname and parts.hostname.startswith("api."):
+        return f"https://app.{parts.hostname[4:]}"
+    return DEFAULT_APP_URL

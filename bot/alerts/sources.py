@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.alerts.alertmanager import parse_alertmanager
 from bot.alerts.event import AlertEvent
-from bot.alerts.opsgenie import parse_opsgenie
+from bot.alerts.opsgenie import app_url_for, parse_opsgenie
 from bot.alerts.pagerduty import parse_pagerduty
 from bot.alerts.signatures import verify_bearer, verify_pagerduty_signature
 from bot.settings import Settings
@@ -30,6 +30,7 @@ def alert_sources(settings: Settings) -> dict[str, AlertSource]:
     secrets = settings.pagerduty_secrets
     opsgenie_token = settings.opsgenie_webhook_token
     alertmanager_token = settings.alertmanager_webhook_token
+    opsgenie_app = app_url_for(settings.opsgenie_api_url)
     return {
         "pagerduty": AlertSource(
             "pagerduty",
@@ -43,7 +44,7 @@ def alert_sources(settings: Settings) -> dict[str, AlertSource]:
             lambda _body, headers: verify_bearer(
                 headers.get("authorization"), opsgenie_token, "OPSGENIE_WEBHOOK_TOKEN"
             ),
-            lambda body, _headers: parse_opsgenie(body),
+            lambda body, _headers: parse_opsgenie(body, opsgenie_app),
         ),
         "alertmanager": AlertSource(
             "alertmanager",

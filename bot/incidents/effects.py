@@ -163,23 +163,46 @@ class IncidentEffects:
                 missing_responders=json.dumps(found.missing),
             )
 
+        problems: list[str] = []
+
+        def optional(
+            step: str, what: str, run: Callable[[], Awaitable[None]]
+        ) -> Callable[[], Awaitable[None]]:
+            # A wrong announcement channel or user group must not hold the
+            # incident hostage: report it in the channel and carry on.
+            async def guarded() -> None:
+                try:
+                    await run()
+                except IntegrationError as exc:
+                    if exc.retryable:
+                        raise
+                    log.warning("incident #%s: %s failed for good: %s", incident.id, what, exc)
+                    problems.append(f"{what} failed: {exc}")
+                    await mark(step)
+
+            return guarded
+
         steps: list[Callable[[], Awaitable[None]]] = []
         if "topic" not in done:
             steps.append(set_topic)
         if incident.card_ts is None:
             steps.append(post_card)
         if "bookmark" not in done and incident.source_url and incident.source_url.startswith("https://"):
-            steps.append(bookmark)
+            steps.append(optional("bookmark", "Adding the source bookmark", bookmark))
         if "announce" not in done and self._config.slack.incidents_channel:
-            steps.append(announce)
+            steps.append(optional("announce", "Announcing in the incidents channel", announce))
         if "invite" not in done:
-            steps.append(invite)
+            steps.append(optional("invite", "Inviting the people on call", invite))
         results = await asyncio.gather(*(step() for step in steps), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if "card" in done and any(r.user_ids or r.missing for r in invited):
             # The card went out before the responders were known; show them now.
             await self._sync_card(incident.id, {})
+        for problem in problems:
+            await self._chat.post(channel_id, f":warning: {card.escape(problem)}")
         if errors:
+            # Retry what may still succeed before reporting what never will.
+            errors.sort(key=lambda e: not (isinstance(e, IntegrationError) and e.retryable))
             raise errors[0]
 
     async def _find_responders(self, incident: IncidentView) -> Responders:

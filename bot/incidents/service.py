@@ -90,21 +90,39 @@ async def load_incident(connection: AsyncConnection, incident_id: int) -> Incide
     return None if row is None else view_from_row(row)
 
 
-# Per action: the state it leads to (None: no state change) and how it reads.
-_TRANSITIONS: dict[AlertAction, tuple[Status | None, str, str]] = {
-    AlertAction.ACKNOWLEDGE: (Status.ACKNOWLEDGED, ":eyes:", "Acknowledged"),
-    AlertAction.UNACKNOWLEDGE: (Status.TRIGGERED, ":leftwards_arrow_with_hook:", "Unacknowledged"),
-    AlertAction.RESOLVE: (Status.RESOLVED, ":white_check_mark:", "Resolved"),
-    AlertAction.REOPEN: (Status.TRIGGERED, ":repeat:", "Reopened"),
-    AlertAction.ESCALATE: (None, ":arrow_double_up:", "Escalated"),
-    AlertAction.REASSIGN: (None, ":busts_in_silhouette:", "Reassigned"),
-    AlertAction.PRIORITY: (None, ":bar_chart:", "Priority changed"),
-    AlertAction.NOTE: (None, ":memo:", "Note"),
+@dataclass(frozen=True)
+class Transition:
+    """What an action does: the state it leads to (None: no state change),
+    the states it may leave, and how it reads in the channel."""
+
+    target: Status | None
+    allowed_from: frozenset[Status]
+    emoji: str
+    verb: str
+
+
+_ANY = frozenset(Status)
+_TRANSITIONS: dict[AlertAction, Transition] = {
+    AlertAction.ACKNOWLEDGE: Transition(
+        Status.ACKNOWLEDGED, frozenset({Status.TRIGGERED}), ":eyes:", "Acknowledged"
+    ),
+    AlertAction.UNACKNOWLEDGE: Transition(
+        Status.TRIGGERED, frozenset({Status.ACKNOWLEDGED}), ":leftwards_arrow_with_hook:", "Unacknowledged"
+    ),
+    AlertAction.RESOLVE: Transition(
+        Status.RESOLVED, frozenset({Status.TRIGGERED, Status.ACKNOWLEDGED}), ":white_check_mark:", "Resolved"
+    ),
+    AlertAction.REOPEN: Transition(Status.TRIGGERED, frozenset({Status.RESOLVED}), ":repeat:", "Reopened"),
+    AlertAction.ESCALATE: Transition(None, _ANY, ":arrow_double_up:", "Escalated"),
+    AlertAction.REASSIGN: Transition(None, _ANY, ":busts_in_silhouette:", "Reassigned"),
+    AlertAction.PRIORITY: Transition(None, _ANY, ":bar_chart:", "Priority changed"),
+    AlertAction.NOTE: Transition(None, _ANY, ":memo:", "Note"),
 }
-_ALLOWED_FROM: dict[Status, set[Status]] = {
-    Status.ACKNOWLEDGED: {Status.TRIGGERED},
-    Status.TRIGGERED: {Status.ACKNOWLEDGED, Status.RESOLVED},
-    Status.RESOLVED: {Status.TRIGGERED, Status.ACKNOWLEDGED},
+# Responders move incidents from Slack with the same rules as the pager.
+_SLACK_ACTIONS = {
+    Status.ACKNOWLEDGED: AlertAction.ACKNOWLEDGE,
+    Status.RESOLVED: AlertAction.RESOLVE,
+    Status.TRIGGERED: AlertAction.REOPEN,
 }
 
 
@@ -153,6 +171,7 @@ class IncidentService:
             await self._record(
                 connection, group, now, "alert", event.actor, text, post=f":heavy_plus_sign: {escape(text)}"
             )
+            await self._sync_card(connection, group, now)
             return Applied(Outcome.GROUPED, group)
         incident_id = await self._open(connection, event, now)
         return Applied(Outcome.OPENED, incident_id)
@@ -228,9 +247,13 @@ class IncidentService:
         if action is AlertAction.TRIGGER:
             # A firing group or alert that comes back after resolving reopens.
             if not ref_resolved and incident.status is not Status.RESOLVED:
+                if event.detail and event.source is Source.ALERTMANAGER:
+                    # The group's set of firing alerts changed.
+                    return await self._note_only(connection, incident, event, now, "Firing now")
                 return Applied(Outcome.UNCHANGED, incident.id)
             action = AlertAction.REOPEN
-        target, emoji, verb = _TRANSITIONS[action]
+        transition = _TRANSITIONS[action]
+        target, verb = transition.target, transition.verb
         values: dict[str, Any] = {}
         if action is AlertAction.RESOLVE:
             await self._set_ref_resolved(connection, event, True)
@@ -240,7 +263,7 @@ class IncidentService:
         if action is AlertAction.REOPEN:
             await self._set_ref_resolved(connection, event, False)
         if target is not None:
-            if incident.status is target or incident.status not in _ALLOWED_FROM[target]:
+            if incident.status not in transition.allowed_from:
                 return Applied(Outcome.UNCHANGED, incident.id)
             values.update(self._status_values(target, now))
         if action is AlertAction.PRIORITY:
@@ -257,7 +280,13 @@ class IncidentService:
         if event.detail:
             text += f": {event.detail}"
         await self._record(
-            connection, incident.id, now, action.value, event.actor, text, post=f"{emoji} {escape(text)}"
+            connection,
+            incident.id,
+            now,
+            action.value,
+            event.actor,
+            text,
+            post=f"{transition.emoji} {escape(text)}",
         )
         if target is not None or action is AlertAction.PRIORITY:
             await self._sync_card(connection, incident.id, now)
@@ -300,9 +329,10 @@ class IncidentService:
         incident = await load_incident(connection, incident_id)
         if incident is None:
             raise UserError(f"Incident #{incident_id} does not exist.")
+        transition = _TRANSITIONS[_SLACK_ACTIONS[target]]
         if incident.status is target:
             raise UserError(f"Incident #{incident_id} is already {target.value}.")
-        if incident.status not in _ALLOWED_FROM[target]:
+        if incident.status not in transition.allowed_from:
             raise UserError(
                 f"Incident #{incident_id} is {incident.status.value}; it cannot be {target.value} now."
             )
@@ -316,10 +346,7 @@ class IncidentService:
             await connection.execute(
                 update(REFS).where(REFS.c.incident_id == incident_id).values(resolved=True)
             )
-        verb = {Status.ACKNOWLEDGED: "Acknowledged", Status.RESOLVED: "Resolved"}.get(target, "Reopened")
-        emoji = _TRANSITIONS[
-            AlertAction.ACKNOWLEDGE if target is Status.ACKNOWLEDGED else AlertAction.RESOLVE
-        ][1]
+        verb = transition.verb
         await self._record(
             connection,
             incident_id,
@@ -327,7 +354,7 @@ class IncidentService:
             target.value,
             actor.name,
             f"{verb} in Slack by {actor.name}",
-            post=f"{emoji} {verb} by {actor.mention}",
+            post=f"{transition.emoji} {verb} by {actor.mention}",
         )
         await self._sync_card(connection, incident_id, now)
         if target in (Status.ACKNOWLEDGED, Status.RESOLVED):

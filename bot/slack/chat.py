@@ -29,24 +29,23 @@ from bot.ports import ChannelNameTaken, ChannelRef
 
 log = logging.getLogger(__name__)
 
-# Errors that will not go away by asking again with the same arguments.
-_PERMANENT = {
-    "channel_not_found",
-    "invalid_arguments",
-    "invalid_blocks",
-    "invalid_name",
-    "invalid_name_specials",
-    "invalid_name_maxlength",
-    "invalid_name_required",
-    "is_archived",
-    "message_not_found",
-    "msg_too_long",
-    "no_text",
-    "too_many_attachments",
-    "user_not_found",
-    "cant_update_message",
-    "restricted_action",
-    "missing_scope",
+# Slack errors that may go away by themselves: Slack's own trouble, rate
+# limits, and a token someone is about to fix. Anything else (a wrong channel
+# or user-group id, bad arguments, a missing scope) will fail the same way
+# again and is reported instead of retried.
+_TRANSIENT = {
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "team_added_to_org",
+    "not_authed",
+    "invalid_auth",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
 }
 
 
@@ -90,7 +89,7 @@ class SlackChat:
             status = exc.response.status_code
             raise IntegrationError(
                 f"Slack {method} failed: {error}",
-                retryable=error not in _PERMANENT or status >= 500,
+                retryable=error in _TRANSIENT or status == 429 or status >= 500,
                 retry_after=float(retry_after) if retry_after else None,
                 code=error,
             ) from exc

@@ -120,6 +120,21 @@ class JobQueue:
             for r in rows
         ]
 
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
+    async def renew(self, job_ids: list[int], now: datetime) -> None:
+        """Extend the leases of jobs this worker is still running."""
+        if not job_ids:
+            return
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(JOBS)
+                .where(JOBS.c.id.in_(job_ids), JOBS.c.locked_by == self._worker_id)
+                .values(locked_until=now + self._lease)
+            )
+
     async def complete(self, job: ClaimedJob, now: datetime) -> None:
         await self._settle(job, done_at=now, locked_by=None, locked_until=None, last_error=None)
 

@@ -49,7 +49,8 @@ class JobWorker:
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._wake = Wakeup()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], int] = {}
+        self._renewed_at = 0.0
 
     def wake(self) -> None:
         """New work was committed: look now instead of at the next poll."""
@@ -68,12 +69,15 @@ class JobWorker:
                         log.exception("claiming jobs failed; trying again shortly")
                 for job in claimed:
                     task = asyncio.create_task(self._run_one(job))
-                    self._running.add(task)
+                    self._running[task] = job.id
                     task.add_done_callback(self._finished)
+                await self._renew_leases()
                 if claimed and len(claimed) == room:
                     # There may be more due right away once a slot frees up.
                     if self._running:
-                        await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait(
+                            self._running, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+                        )
                     continue
                 await self._wake.sleep(self._poll)
         finally:
@@ -82,8 +86,21 @@ class JobWorker:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
+    async def _renew_leases(self) -> None:
+        # A lease shorter than the longest job would let a second worker
+        # start a job still running here; renewing keeps it ours while we
+        # live, and lets it expire soon after a crash.
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._renewed_at < self._queue.lease.total_seconds() / 3:
+            return
+        self._renewed_at = loop.time()
+        try:
+            await self._queue.renew(list(self._running.values()), self._clock.now())
+        except Exception:
+            log.exception("renewing job leases failed; trying again shortly")
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         # A finished job may unblock the next one in its lane.
         self._wake.poke()
 

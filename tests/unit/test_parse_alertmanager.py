@@ -211,3 +211,12 @@ def first_alert_with(**fields: Any) -> bytes:
 )
 def test_malformed_bodies_are_rejected_with_a_reason(body: bytes, reason: str) -> None:
     assert reason_for(body) == reason
+
+
+def test_the_same_alert_firing_again_after_resolving_is_a_new_delivery() -> None:
+    first = parse_alertmanager(to_body(alertmanager_group("firing")))[0]
+    again = parse_alertmanager(
+        to_body(alertmanager_group("firing", alerts=[alertmanager_alert(starts_at="2024-05-20T16:00:00Z")]))
+    )[0]
+    assert first.source_ref == again.source_ref
+    assert first.delivery_key != again.delivery_key

@@ -208,3 +208,13 @@ def alert_with(**fields: Any) -> bytes:
 )
 def test_malformed_bodies_are_rejected_with_a_reason(body: bytes, reason: str) -> None:
     assert reason_for(body) == reason
+
+
+def test_alert_links_follow_the_opsgenie_region() -> None:
+    from bot.alerts.opsgenie import app_url_for
+
+    assert app_url_for("https://api.eu.opsgenie.com") == "https://app.eu.opsgenie.com"
+    assert app_url_for("https://api.opsgenie.com") == "https://app.opsgenie.com"
+    assert app_url_for("http://127.0.0.1:9999") == "https://app.opsgenie.com"
+    event = parse_opsgenie(to_body(opsgenie_event()), "https://app.eu.opsgenie.com")[0]
+    assert event.url is not None and event.url.startswith("https://app.eu.opsgenie.com/alert/detail/")
