@@ -33,10 +33,15 @@ def incident_id_from(body: dict[str, Any]) -> int:
         raise UserError("This button does not belong to an incident.") from exc
 
 
-def build_bolt_app(signing_secret: str, client: AsyncWebClient, commands: IncidentCommands) -> AsyncApp:
+def build_bolt_app(
+    signing_secret: str | None, client: AsyncWebClient, commands: IncidentCommands
+) -> AsyncApp:
+    """The Bolt app. Without a signing secret it serves Socket Mode only (the
+    HTTP route refuses Slack requests it cannot verify)."""
     app = AsyncApp(
         client=client,
-        signing_secret=signing_secret,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
         raise_error_for_unhandled_request=False,
     )
 

@@ -10,9 +10,26 @@ from bot.alerts.severity import Severity
 
 
 class Status(StrEnum):
+    """Where the incident stands with the pager."""
+
     TRIGGERED = "triggered"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+class Phase(StrEnum):
+    """Where the response stands, as told to people (and status pages)."""
+
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
+class Role(StrEnum):
+    COMMANDER = "commander"
+    COMMS = "comms"
+    SCRIBE = "scribe"
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,13 @@ class IncidentView:
     setup_done: frozenset[str]
     responders: tuple[str, ...]
     missing_responders: tuple[str, ...]
+    phase: Phase = Phase.INVESTIGATING
+    description: str | None = None
+    declared_by: str | None = None
+    mitigated_at: datetime | None = None
+    last_update_at: datetime | None = None
+    next_update_at: datetime | None = None
+    nudged_at: datetime | None = None
 
 
 @dataclass(frozen=True)

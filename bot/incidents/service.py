@@ -23,7 +23,7 @@ from bot.clock import Clock
 from bot.errors import UserError
 from bot.incidents.card import escape, source_label
 from bot.incidents.grouping import GroupCandidate, pick_group, window_start
-from bot.incidents.model import Actor, IncidentView, Status
+from bot.incidents.model import Actor, IncidentView, Phase, Status
 from bot.settings import FirebellConfig
 from bot.store import jobs
 from bot.store.tables import Incident, IncidentRef, TimelineEntry
@@ -82,6 +82,13 @@ def view_from_row(row: Any) -> IncidentView:
         setup_done=frozenset(s for s in row.setup_done.split(",") if s),
         responders=tuple(json.loads(row.responders)),
         missing_responders=tuple(json.loads(row.missing_responders)),
+        phase=Phase(row.phase),
+        description=row.description,
+        declared_by=row.declared_by,
+        mitigated_at=row.mitigated_at,
+        last_update_at=row.last_update_at,
+        next_update_at=row.next_update_at,
+        nudged_at=row.nudged_at,
     )
 
 
@@ -215,6 +222,7 @@ class IncidentService:
                 setup_done="",
                 responders="[]",
                 missing_responders="[]",
+                phase=Phase.INVESTIGATING.value,
             )
             .returning(INCIDENTS.c.id)
         )

@@ -92,6 +92,13 @@ class Incident(SQLModel, table=True):
     setup_done: str = Field(default="", max_length=200)
     responders: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     missing_responders: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    phase: str = Field(default="investigating", max_length=20)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    declared_by: str | None = Field(default=None, max_length=64)
+    mitigated_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_update_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    next_update_at: datetime | None = Field(default=None, sa_column=_utc_column(index=True))
+    nudged_at: datetime | None = Field(default=None, sa_column=_utc_column())
 
 
 class IncidentRef(SQLModel, table=True):
@@ -104,6 +111,18 @@ class IncidentRef(SQLModel, table=True):
     ref: str = Field(primary_key=True, max_length=400)
     incident_id: int = Field(foreign_key="incidents.id", index=True)
     resolved: bool = False
+
+
+class IncidentRole(SQLModel, table=True):
+    """Who holds a role (commander, comms, scribe) in an incident."""
+
+    __tablename__ = "incident_roles"
+
+    incident_id: int = Field(foreign_key="incidents.id", primary_key=True)
+    role: str = Field(primary_key=True, max_length=20)
+    user_id: str = Field(max_length=64)
+    assigned_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    assigned_by: str | None = Field(default=None, max_length=64)
 
 
 class TimelineEntry(SQLModel, table=True):
