@@ -44,6 +44,30 @@ class ChatChannel(Protocol):
 
     async def check_auth(self) -> str: ...
 
+    async def user_name(self, user_id: str) -> str | None: ...
+
+    async def message(self, channel_id: str, ts: str) -> tuple[str, str] | None:
+        """(author user id, text) of one message, or None when it is gone."""
+        ...
+
+    async def upload_file(
+        self, channel_id: str, filename: str, title: str, content: str, comment: str | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Page a service's on-call for a firebell incident (declared in Slack,
+    or escalated to another service)."""
+
+    dedup_key: str
+    title: str
+    severity: int
+    service: str
+    description: str | None
+    # Where to page: a PagerDuty service id, or an Opsgenie team name.
+    target: str
+
 
 class Pager(Protocol):
     """A paging service (PagerDuty, Opsgenie) as firebell uses it."""
@@ -54,4 +78,21 @@ class Pager(Protocol):
 
     async def set_status(self, ref: str, status: str, actor_email: str | None) -> None:
         """Move the source incident/alert to ``acknowledged`` or ``resolved``."""
+        ...
+
+    async def set_severity(self, ref: str, severity: int, actor_email: str | None) -> None:
+        """Set the source's priority to match SEV``severity`` (P1 for SEV1 …)."""
+        ...
+
+    async def escalate(self, ref: str, actor_email: str | None) -> str:
+        """Escalate to the next level (PagerDuty) or the configured escalation
+        (Opsgenie); returns a short description of what happened."""
+        ...
+
+    async def add_responder(self, ref: str, email: str, actor_email: str | None) -> None:
+        """Page one more person on the source incident/alert."""
+        ...
+
+    async def page(self, request: PageRequest, actor_email: str | None) -> str:
+        """Open a source incident/alert; returns its id (the ref)."""
         ...

@@ -23,7 +23,8 @@ DEFAULT_CONFIG_FILE = "firebell.toml"
 
 
 class ServiceConfig(BaseModel):
-    """Per-service choices: channel privacy and who is invited besides on-call."""
+    """Per-service choices: channel privacy, who is invited besides on-call,
+    and how the service is paged when an incident is declared or escalated."""
 
     model_config = {"extra": "forbid"}
 
@@ -31,6 +32,10 @@ class ServiceConfig(BaseModel):
     slack_users: list[str] = Field(default_factory=list)
     slack_usergroups: list[str] = Field(default_factory=list)
     opsgenie_schedule: str | None = None
+    opsgenie_team: str | None = None
+    opsgenie_escalation: str | None = None
+    pagerduty_service_id: str | None = None
+    pagerduty_escalation_policy: str | None = None
 
 
 class SlackConfig(BaseModel):
@@ -77,6 +82,45 @@ class WorkConfig(BaseModel):
     lease_seconds: float = Field(default=30.0, ge=1)
 
 
+class UpdatesConfig(BaseModel):
+    """Status-update cadence and reminders."""
+
+    model_config = {"extra": "forbid"}
+
+    # Minutes between internal status updates per severity ("1" = SEV1); 0 = none.
+    cadence_minutes: dict[str, float] = Field(
+        default_factory=lambda: {"1": 15.0, "2": 30.0, "3": 60.0, "4": 0.0}
+    )
+    snooze_minutes: float = Field(default=10.0, gt=0)
+    digest: bool = False
+    unacknowledged_nudge_minutes: float = Field(default=10.0, ge=0)
+    tick_seconds: float = Field(default=15.0, gt=0)
+
+    @field_validator("cadence_minutes")
+    @classmethod
+    def _severities(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"1", "2", "3", "4"}
+        if unknown:
+            raise ValueError(f"cadence_minutes keys are severities 1-4, not {sorted(unknown)}")
+        if any(minutes < 0 for minutes in value.values()):
+            raise ValueError("cadence_minutes values must be 0 (no updates) or more")
+        return value
+
+    def cadence(self, severity: int) -> float:
+        """Minutes between updates for ``severity``; 0 means no reminders."""
+        return float(self.cadence_minutes.get(str(severity), 0.0))
+
+
+class PermissionsConfig(BaseModel):
+    """Who may do what: Slack user group ids; an empty list means everyone."""
+
+    model_config = {"extra": "forbid"}
+
+    declare: list[str] = Field(default_factory=list)
+    resolve: list[str] = Field(default_factory=list)
+    severity: list[str] = Field(default_factory=list)
+
+
 class LogConfig(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -95,6 +139,8 @@ class FirebellConfig(BaseModel):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     work: WorkConfig = Field(default_factory=WorkConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig()

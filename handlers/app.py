@@ -26,6 +26,8 @@ from bot.clock import Clock, SystemClock
 from bot.incidents.commands import IncidentCommands
 from bot.incidents.effects import IncidentEffects
 from bot.incidents.model import IncidentView
+from bot.incidents.reminders import ReminderEffects, ReminderService
+from bot.incidents.response import ResponseService
 from bot.incidents.service import IncidentService
 from bot.metrics import Metrics
 from bot.pagers.opsgenie import OpsgeniePager
@@ -37,9 +39,11 @@ from bot.store.database import create_engine
 from bot.store.jobs import JobQueue
 from bot.store.migrate import migrate
 from bot.tls import client_ssl_context
+from bot.work.dispatch import JobDispatcher
 from bot.work.ingest import IngestLoop
 from bot.work.intake import DeliveryWriter
 from bot.work.worker import JobWorker
+from handlers.scheduler import TickScheduler
 from handlers.slack_listeners import build_bolt_app
 from handlers.web import create_web_app
 
@@ -69,6 +73,7 @@ class Firebell:
     pagers: dict[str, Pager]
     worker: JobWorker | None
     bolt: AsyncApp | None
+    reminders: ReminderService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_workers(self) -> None:
@@ -119,9 +124,11 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url, ssl_context)
         chat = SlackChat(web_client, metrics)
         effects = IncidentEffects(engine, chat, pagers, config)
+        reminder_effects = ReminderEffects(engine, chat, config, clock)
+        dispatcher = JobDispatcher(effects.handlers(), reminder_effects.handlers())
         worker = JobWorker(
             jobs,
-            effects.run,
+            dispatcher.run,
             clock,
             metrics,
             concurrency=config.work.concurrency,
@@ -144,9 +151,12 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         lease=timedelta(seconds=config.work.lease_seconds),
     )
     writer = DeliveryWriter(engine, clock, ingest.wake)
-    commands = IncidentCommands(engine, service, on_jobs)
+    reminders = ReminderService(engine, clock, config, on_jobs)
+    response = ResponseService(config, clock, service)
+    commands = IncidentCommands(engine, service, response, config, clock, chat, on_jobs)
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
-        bolt = build_bolt_app(settings.slack_signing_secret, web_client, commands)
+        assert chat is not None
+        bolt = build_bolt_app(settings.slack_signing_secret, web_client, commands, chat, config)
     return Firebell(
         settings=settings,
         clock=clock,
@@ -161,6 +171,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         pagers=pagers,
         worker=worker,
         bolt=bolt,
+        reminders=reminders,
     )
 
 
@@ -186,11 +197,15 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         socket_mode = AsyncSocketModeHandler(firebell.bolt, firebell.settings.slack_app_token)
         await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         log.info("connected to Slack in Socket Mode")
+    # Due updates live in the database; the scheduler only says "look now".
+    ticker = TickScheduler(firebell.reminders.tick, firebell.settings.config.updates.tick_seconds)
+    ticker.start()
     try:
         yield firebell
     finally:
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
+        await ticker.stop()
         for task in firebell.tasks:
             task.cancel()
         await asyncio.gather(*firebell.tasks, return_exceptions=True)

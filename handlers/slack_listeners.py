@@ -1,10 +1,13 @@
-"""Slack listeners (Bolt): the incident card's buttons, and the one error
-handler that turns any failure into a friendly reply."""
+"""Slack listeners (Bolt): the ``/incident`` command, the card's buttons, the
+declare and update forms, the App Home tab and 📌 reactions — and the one
+error handler that turns any failure into a friendly reply."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -12,12 +15,27 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.severity import Severity
 from bot.errors import UserError
-from bot.incidents.card import ACTION_ACKNOWLEDGE, ACTION_RESOLVE
+from bot.incidents.card import (
+    ACTION_ACKNOWLEDGE,
+    ACTION_ESCALATE,
+    ACTION_POST_UPDATE,
+    ACTION_RESOLVE,
+    ACTION_SNOOZE,
+)
 from bot.incidents.commands import IncidentCommands
 from bot.incidents.model import Actor
+from bot.incidents.response import Declaration
+from bot.incidents.views import DECLARE_CALLBACK, UPDATE_CALLBACK
+from bot.ports import ChatChannel
+from bot.settings import FirebellConfig
+from handlers.incident_command import handle_incident_command
 
 log = logging.getLogger(__name__)
+
+PIN_REACTIONS = {"pushpin", "round_pushpin"}
+Snooze = Callable[[int, str], Awaitable[datetime]]
 
 
 def actor_from(body: dict[str, Any]) -> Actor:
@@ -33,8 +51,23 @@ def incident_id_from(body: dict[str, Any]) -> int:
         raise UserError("This button does not belong to an incident.") from exc
 
 
+def _input(values: dict[str, Any], block: str) -> Any:
+    element = values.get(block, {}).get("value", {})
+    if "selected_option" in element:
+        option = element["selected_option"]
+        return option["value"] if option else None
+    if "selected_options" in element:
+        return [o["value"] for o in element["selected_options"] or []]
+    return element.get("value")
+
+
 def build_bolt_app(
-    signing_secret: str | None, client: AsyncWebClient, commands: IncidentCommands
+    signing_secret: str | None,
+    client: AsyncWebClient,
+    commands: IncidentCommands,
+    chat: ChatChannel,
+    config: FirebellConfig,
+    snooze: Snooze | None = None,
 ) -> AsyncApp:
     """The Bolt app. Without a signing secret it serves Socket Mode only (the
     HTTP route refuses Slack requests it cannot verify)."""
@@ -44,6 +77,12 @@ def build_bolt_app(
         request_verification_enabled=signing_secret is not None,
         raise_error_for_unhandled_request=False,
     )
+
+    @app.command("/incident")
+    async def incident(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await handle_incident_command(ack, body, respond, client, commands, chat, config)
 
     @app.action(ACTION_ACKNOWLEDGE)
     async def acknowledge(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -55,15 +94,103 @@ def build_bolt_app(
         await ack()
         await commands.resolve(incident_id_from(body), actor_from(body))
 
+    @app.action(ACTION_POST_UPDATE)
+    async def post_update(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        form = await commands.update_form(incident_id_from(body))
+        await client.views_open(trigger_id=body["trigger_id"], view=form)
+
+    @app.action(ACTION_ESCALATE)
+    async def escalate(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        what = await commands.escalate(incident_id_from(body), actor_from(body))
+        await respond(text=f"{what}.", response_type="ephemeral", replace_original=False)
+
+    @app.action(ACTION_SNOOZE)
+    async def snooze_reminder(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        if snooze is None:
+            raise UserError("Reminders are not running in this firebell.")
+        due = await snooze(incident_id_from(body), actor_from(body).name)
+        await respond(
+            text=f"Snoozed: the next reminder is at {due:%H:%M} UTC.",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+    @app.view(DECLARE_CALLBACK)
+    async def declared(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        values = view["state"]["values"]
+        title = str(_input(values, "title") or "").strip()
+        service = str(_input(values, "service") or "").strip()
+        errors = {}
+        if not title:
+            errors["title"] = "Give the incident a title."
+        if not service:
+            errors["service"] = "Which service is affected?"
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        options = _input(values, "options") or []
+        declaration = Declaration(
+            title=title,
+            severity=Severity(int(_input(values, "severity") or 3)),
+            service=service,
+            description=_input(values, "description"),
+            private="private" in options,
+            page="page" in options,
+        )
+        actor = actor_from(body)
+        try:
+            number = await commands.declare(declaration, actor)
+        except UserError as error:
+            if actor.slack_user_id:
+                await client.chat_postMessage(channel=actor.slack_user_id, text=f":x: {error}")
+            return
+        origin = view.get("private_metadata") or ""
+        if actor.slack_user_id and origin:
+            await client.chat_postEphemeral(
+                channel=origin,
+                user=actor.slack_user_id,
+                text=f"Incident #{number} declared; its channel is being opened and you are invited.",
+            )
+
+    @app.view(UPDATE_CALLBACK)
+    async def updated(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        text = str(_input(view["state"]["values"], "update") or "").strip()
+        if not text:
+            await ack(response_action="errors", errors={"update": "The update needs some text."})
+            return
+        await ack()
+        await commands.post_update(int(view["private_metadata"]), text, actor_from(body))
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = str(event["user"])
+        await client.views_publish(user_id=user, view=await commands.home(user))
+
+    @app.event("reaction_added")
+    async def pinned(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") in PIN_REACTIONS and item.get("type") == "message":
+            await commands.pin_message(str(item["channel"]), str(item["ts"]), str(event["user"]))
+
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
         if isinstance(error, UserError):
-            message = str(error)
+            message = f":warning: {error}"
         else:
             ref = secrets.token_hex(3)
             log.error("Slack request failed (ref %s)", ref, exc_info=error)
             message = f":x: That failed (ref {ref}). The details are in firebell's log."
         if body.get("response_url"):
             await respond(text=message, response_type="ephemeral", replace_original=False)
+        else:
+            log.info("could not tell the user: %s", message)
 
     return app

@@ -29,6 +29,7 @@ import httpx
 import uvicorn
 from sqlalchemy import text
 
+from bot.clock import Clock
 from bot.settings import load_settings
 from handlers.app import Firebell, build_app
 
@@ -85,8 +86,10 @@ def block_action_body(
 class FirebellServer:
     """firebell's app on uvicorn in a thread with its own event loop."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], clock: Clock | None = None) -> None:
         self._env = dict(env)
+        # None: the wall clock; tests of due updates pass a FakeClock.
+        self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
@@ -98,7 +101,7 @@ class FirebellServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FirebellServer:
-        app = build_app(load_settings(self._env))
+        app = build_app(load_settings(self._env), self._clock)
         self.firebell = app.state.firebell
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False
@@ -224,3 +227,77 @@ class FirebellProcess:
                 self._process.kill()
                 self._process.wait(timeout=5)
             self._process = None
+
+
+class SlackClient:
+    """Sends what Slack sends to firebell's ``/slack/events``, signed: slash
+    commands, button clicks, form submissions and events."""
+
+    def __init__(self, firebell_url: str, signing_secret: str, new_response_url: Callable[[], str]) -> None:
+        self._url = f"{firebell_url}/slack/events"
+        self._secret = signing_secret
+        self._new_response_url = new_response_url
+
+    def _post(self, body: bytes, content_type: str) -> httpx.Response:
+        headers = {"Content-Type": content_type, **slack_signature_headers(body, self._secret)}
+        return httpx.post(self._url, content=body, headers=headers, timeout=10)
+
+    def command(
+        self, text: str, *, user_id: str, channel_id: str, user_name: str = "responder"
+    ) -> tuple[httpx.Response, str]:
+        """``/incident <text>``; returns the HTTP answer and the command's response_url."""
+        response_url = self._new_response_url()
+        fields = {
+            "token": "legacy",
+            "team_id": "T0001",
+            "team_domain": "acme",
+            "channel_id": channel_id,
+            "channel_name": "whatever",
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": "/incident",
+            "text": text,
+            "api_app_id": "A0001",
+            "response_url": response_url,
+            "trigger_id": f"trigger-{time.monotonic_ns()}",
+        }
+        body = urllib.parse.urlencode(fields).encode()
+        return self._post(body, "application/x-www-form-urlencoded"), response_url
+
+    def click(
+        self, action_id: str, value: str, *, user_id: str, channel_id: str, user_name: str = "responder"
+    ) -> httpx.Response:
+        body = block_action_body(
+            action_id,
+            value,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            response_url=self._new_response_url(),
+        )
+        return self._post(body, "application/x-www-form-urlencoded")
+
+    def submit(self, view: dict[str, Any], values: dict[str, Any], *, user_id: str) -> httpx.Response:
+        """A ``view_submission`` of ``view`` with ``values`` as ``state.values``."""
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0001"},
+            "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower()},
+            "api_app_id": "A0001",
+            "trigger_id": f"trigger-{time.monotonic_ns()}",
+            "view": {**view, "id": "V1", "state": {"values": values}},
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        return self._post(body, "application/x-www-form-urlencoded")
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        payload = {
+            "token": "legacy",
+            "team_id": "T0001",
+            "api_app_id": "A0001",
+            "type": "event_callback",
+            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+        return self._post(json.dumps(payload).encode(), "application/json")

@@ -53,6 +53,9 @@ class AlertEvent:
     escalation_policy_id: str | None = None
     teams: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    # The source's own dedup key (PagerDuty incident_key, Opsgenie alias):
+    # how an incident firebell paged for finds its way back.
+    dedup_key: str | None = None
 
 
 def event_to_dict(event: AlertEvent) -> dict[str, object]:
@@ -73,6 +76,7 @@ def event_to_dict(event: AlertEvent) -> dict[str, object]:
         "escalation_policy_id": event.escalation_policy_id,
         "teams": list(event.teams),
         "labels": dict(event.labels),
+        "dedup_key": event.dedup_key,
     }
 
 
@@ -102,4 +106,5 @@ def event_from_dict(data: dict[str, object]) -> AlertEvent:
         escalation_policy_id=text("escalation_policy_id"),
         teams=tuple(str(t) for t in teams),
         labels={str(k): str(v) for k, v in labels.items()},
+        dedup_key=text("dedup_key"),
     )

@@ -112,6 +112,7 @@ def parse_opsgenie(body: bytes, app_url: str = DEFAULT_APP_URL) -> list[AlertEve
             detail=detail,
             teams=_teams(alert),
             labels=details,
+            dedup_key=optional_str(alert, "alias", "alert.alias"),
         )
     ]
 

@@ -110,6 +110,7 @@ def parse_pagerduty(body: bytes, webhook_id: str | None = None) -> list[AlertEve
                 optional_str(policy, "id", "event.data.escalation_policy.id") if policy else None
             ),
             teams=tuple(_summaries(data, "teams", "event.data.teams")),
+            dedup_key=optional_str(data, "incident_key", "event.data.incident_key"),
         )
     ]
 

@@ -13,6 +13,9 @@ from bot.incidents.model import IncidentView, Status
 
 ACTION_ACKNOWLEDGE = "incident_acknowledge"
 ACTION_RESOLVE = "incident_resolve"
+ACTION_POST_UPDATE = "incident_post_update"
+ACTION_ESCALATE = "incident_escalate"
+ACTION_SNOOZE = "incident_snooze"
 
 SOURCE_LABELS = {
     "pagerduty": "PagerDuty",

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -21,17 +21,25 @@ from bot.errors import IntegrationError
 from bot.incidents import card
 from bot.incidents.model import IncidentView
 from bot.incidents.naming import channel_name
-from bot.incidents.service import (
+from bot.incidents.records import (
     INCIDENTS,
+    INVITE,
     OPEN_CHANNEL,
+    PAGE,
+    PAGER_ESCALATE,
+    PAGER_SEVERITY,
     PAGER_UPDATE,
     POST,
+    REFS,
     SYNC_CARD,
-    load_incident,
+    incident_of,
 )
-from bot.ports import ChannelNameTaken, ChannelRef, ChatChannel, Pager
+from bot.incidents.service import load_incident, page_dedup_key
+from bot.ports import ChannelNameTaken, ChannelRef, ChatChannel, Pager, PageRequest
 from bot.settings import FirebellConfig
+from bot.store.database import dialect_insert
 from bot.store.jobs import ClaimedJob
+from bot.work.dispatch import JobHandler
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +71,21 @@ class IncidentEffects:
             POST: self._post,
             SYNC_CARD: self._sync_card,
             PAGER_UPDATE: self._pager_update,
+            PAGER_SEVERITY: self._pager_severity,
+            PAGER_ESCALATE: self._pager_escalate,
+            PAGE: self._page,
+            INVITE: self._invite,
         }
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self._handlers)
+    def handlers(self) -> dict[str, JobHandler]:
+        """The job kinds this class carries out, for the ``JobDispatcher``."""
+        return {kind: self._for(kind) for kind in self._handlers}
 
-    async def run(self, job: ClaimedJob) -> None:
-        incident_id = int(job.lane.split(":", 1)[1])
-        await self._handlers[job.kind](incident_id, job.payload)
+    def _for(self, kind: str) -> JobHandler:
+        async def handle(job: ClaimedJob) -> None:
+            await self._handlers[kind](incident_of(job), job.payload)
+
+        return handle
 
     async def _incident(self, incident_id: int) -> IncidentView:
         async with self._engine.connect() as connection:
@@ -246,13 +260,105 @@ class IncidentEffects:
                 incident.channel_id, incident.card_ts, card.card_text(incident), card.render_card(incident)
             )
 
-    async def _pager_update(self, incident_id: int, payload: dict[str, Any]) -> None:
-        source = str(payload["source"])
+    def _pager(self, source: str) -> Pager:
         pager = self._pagers.get(source)
         if pager is None:
             raise IntegrationError(
-                f"cannot update {card.source_label(source)}: it is not configured", retryable=False
+                f"cannot reach {card.source_label(source)}: it is not configured", retryable=False
             )
+        return pager
+
+    async def _actor_email(self, payload: dict[str, Any]) -> str | None:
         slack_user = payload.get("slack_user_id")
-        email = await self._chat.user_email(str(slack_user)) if slack_user else None
-        await pager.set_status(str(payload["ref"]), str(payload["status"]), email)
+        return await self._chat.user_email(str(slack_user)) if slack_user else None
+
+    async def _pager_update(self, incident_id: int, payload: dict[str, Any]) -> None:
+        pager = self._pager(str(payload["source"]))
+        await pager.set_status(str(payload["ref"]), str(payload["status"]), await self._actor_email(payload))
+
+    async def _pager_severity(self, incident_id: int, payload: dict[str, Any]) -> None:
+        pager = self._pager(str(payload["source"]))
+        await pager.set_severity(
+            str(payload["ref"]), int(payload["severity"]), await self._actor_email(payload)
+        )
+
+    async def _pager_escalate(self, incident_id: int, payload: dict[str, Any]) -> None:
+        pager = self._pager(str(payload["source"]))
+        actor_email = await self._actor_email(payload)
+        responder = payload.get("responder")
+        if responder:
+            email = await self._chat.user_email(str(responder))
+            if email is None:
+                raise IntegrationError(
+                    f"<@{responder}> has no email in Slack to page them by", retryable=False
+                )
+            await pager.add_responder(str(payload["ref"]), email, actor_email)
+            what = f"<@{responder}> was added as a responder in {card.source_label(pager.source)}"
+        else:
+            what = await pager.escalate(str(payload["ref"]), actor_email)
+        incident = await self._incident(incident_id)
+        if incident.channel_id:
+            await self._chat.post(incident.channel_id, f":arrow_double_up: {card.escape(what)}")
+
+    async def _page(self, incident_id: int, payload: dict[str, Any]) -> None:
+        """Page a configured service for this incident and invite its on-call."""
+        incident = await self._incident(incident_id)
+        name = str(payload["service"])
+        service = self._config.service(name)
+        if service.pagerduty_service_id and "pagerduty" in self._pagers:
+            source, target = "pagerduty", service.pagerduty_service_id
+        elif service.opsgenie_team and "opsgenie" in self._pagers:
+            source, target = "opsgenie", service.opsgenie_team
+        else:
+            raise IntegrationError(f"service {name} has no pager configured to page it", retryable=False)
+        request = PageRequest(
+            dedup_key=page_dedup_key(incident.id),
+            title=f"#{incident.id} {incident.title}",
+            severity=int(incident.severity),
+            service=name,
+            description=incident.description,
+            target=target,
+        )
+        ref = await self._pagers[source].page(request, await self._actor_email(payload))
+        await self._link(incident.id, source, ref)
+        paged = replace(
+            incident,
+            service=name,
+            source=source,
+            escalation_policy_id=service.pagerduty_escalation_policy,
+            teams=(service.opsgenie_team,) if service.opsgenie_team else (),
+        )
+        found = await self._find_responders(paged)
+        if incident.channel_id:
+            if found.user_ids:
+                await self._chat.invite(incident.channel_id, found.user_ids)
+            label = card.source_label(source)
+            await self._chat.post(
+                incident.channel_id, f":pager: Paged *{card.escape(name)}* through {label}."
+            )
+        if found.user_ids:
+            await self._add_responders(incident.id, found.user_ids)
+
+    async def _link(self, incident_id: int, source: str, ref: str) -> None:
+        insert = dialect_insert(self._engine)
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                insert(REFS)
+                .values(source=source, ref=ref, incident_id=incident_id, resolved=False)
+                .on_conflict_do_nothing(index_elements=["source", "ref"])
+            )
+
+    async def _invite(self, incident_id: int, payload: dict[str, Any]) -> None:
+        incident = await self._incident(incident_id)
+        users = [str(u) for u in payload.get("user_ids") or []]
+        if incident.channel_id is None or not users:
+            return
+        await self._chat.invite(incident.channel_id, users)
+        await self._add_responders(incident_id, users)
+
+    async def _add_responders(self, incident_id: int, users: list[str]) -> None:
+        incident = await self._incident(incident_id)
+        merged = list(dict.fromkeys([*incident.responders, *users]))
+        if merged != list(incident.responders):
+            await self._save(incident_id, responders=json.dumps(merged))
+            await self._sync_card(incident_id, {})

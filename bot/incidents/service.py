@@ -9,8 +9,9 @@ committed together or not at all.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -24,21 +25,27 @@ from bot.errors import UserError
 from bot.incidents.card import escape, source_label
 from bot.incidents.grouping import GroupCandidate, pick_group, window_start
 from bot.incidents.model import Actor, IncidentView, Phase, Status
+from bot.incidents.records import (
+    INCIDENTS,
+    OPEN_CHANNEL,
+    PAGER_UPDATE,
+    REFS,
+    add_timeline,
+    lane,
+    pager_refs,
+    record,
+    refresh_card,
+)
 from bot.settings import FirebellConfig
 from bot.store import jobs
-from bot.store.tables import Incident, IncidentRef, TimelineEntry
 
-INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-REFS = IncidentRef.__table__  # type: ignore[attr-defined]
-TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+# The dedup key firebell gives incidents it pages for (PagerDuty incident_key,
+# Opsgenie alias), so the pager's webhooks find the incident again.
+PAGE_DEDUP_KEY = re.compile(r"^firebell-(\d+)$")
 
-# Job kinds the side-effect runner understands.
-OPEN_CHANNEL = "open_channel"
-POST = "post"
-SYNC_CARD = "sync_card"
-PAGER_UPDATE = "pager_update"
 
-PAGER_SOURCES = (Source.PAGERDUTY.value, Source.OPSGENIE.value)
+def page_dedup_key(incident_id: int) -> str:
+    return f"firebell-{incident_id}"
 
 
 class Outcome(StrEnum):
@@ -53,10 +60,6 @@ class Outcome(StrEnum):
 class Applied:
     outcome: Outcome
     incident_id: int | None
-
-
-def lane(incident_id: int) -> str:
-    return f"incident:{incident_id}"
 
 
 def view_from_row(row: Any) -> IncidentView:
@@ -162,7 +165,8 @@ class IncidentService:
         # except a resolution or a note, which would open a dead incident.
         if event.action in (AlertAction.RESOLVE, AlertAction.NOTE):
             return Applied(Outcome.IGNORED, None)
-        group = await self._grouping_candidate(connection, event, now)
+        paged = await self._paged_by_us(connection, event)
+        group = paged if paged is not None else await self._grouping_candidate(connection, event, now)
         if group is not None:
             await connection.execute(
                 insert(REFS).values(
@@ -174,14 +178,26 @@ class IncidentService:
                 .where(INCIDENTS.c.id == group)
                 .values(alert_count=INCIDENTS.c.alert_count + 1, updated_at=now)
             )
-            text = f"Another alert joined this incident from {source_label(event.source)}: {event.title}"
-            await self._record(
+            text = (
+                f"{source_label(event.source)} incident opened for this page: {event.title}"
+                if paged is not None
+                else f"Another alert joined this incident from {source_label(event.source)}: {event.title}"
+            )
+            await record(
                 connection, group, now, "alert", event.actor, text, post=f":heavy_plus_sign: {escape(text)}"
             )
-            await self._sync_card(connection, group, now)
+            await refresh_card(connection, group, now)
             return Applied(Outcome.GROUPED, group)
-        incident_id = await self._open(connection, event, now)
+        incident_id = await self.open_incident(connection, event, now)
         return Applied(Outcome.OPENED, incident_id)
+
+    async def _paged_by_us(self, connection: AsyncConnection, event: AlertEvent) -> int | None:
+        """The incident firebell paged for, when this is the pager's echo of that page."""
+        match = PAGE_DEDUP_KEY.match(event.dedup_key or "")
+        if match is None:
+            return None
+        found = await connection.scalar(select(INCIDENTS.c.id).where(INCIDENTS.c.id == int(match[1])))
+        return None if found is None else int(found)
 
     async def _grouping_candidate(
         self, connection: AsyncConnection, event: AlertEvent, now: datetime
@@ -199,8 +215,19 @@ class IncidentService:
         candidates = [GroupCandidate(r.id, r.service, r.source, r.opened_at) for r in rows]
         return pick_group(rule, event, candidates, now)
 
-    async def _open(self, connection: AsyncConnection, event: AlertEvent, now: datetime) -> int:
-        severity = map_severity(event, self._severity)
+    async def open_incident(
+        self,
+        connection: AsyncConnection,
+        event: AlertEvent,
+        now: datetime,
+        *,
+        severity: Severity | None = None,
+        description: str | None = None,
+        declared_by: str | None = None,
+        private: bool | None = None,
+    ) -> int:
+        """A new incident for ``event`` (an alert, or a declaration from Slack)."""
+        severity = severity or map_severity(event, self._severity)
         service_config = self._config.service(event.service)
         status = Status.ACKNOWLEDGED if event.action is AlertAction.ACKNOWLEDGE else Status.TRIGGERED
         incident_id = await connection.scalar(
@@ -214,7 +241,9 @@ class IncidentService:
                 source_url=event.url,
                 escalation_policy_id=event.escalation_policy_id,
                 teams=json.dumps(list(event.teams)),
-                private=service_config.private,
+                private=service_config.private if private is None else private,
+                description=description,
+                declared_by=declared_by,
                 alert_count=1,
                 opened_at=now,
                 updated_at=now,
@@ -223,6 +252,7 @@ class IncidentService:
                 responders="[]",
                 missing_responders="[]",
                 phase=Phase.INVESTIGATING.value,
+                next_update_at=self.next_update(int(severity), now),
             )
             .returning(INCIDENTS.c.id)
         )
@@ -232,13 +262,18 @@ class IncidentService:
                 source=event.source.value, ref=event.source_ref, incident_id=incident_id, resolved=False
             )
         )
-        await self._timeline(
+        origin = (
+            "declared in Slack"
+            if event.source is Source.SLACK
+            else f"opened from {source_label(event.source)}"
+        )
+        await add_timeline(
             connection,
             incident_id,
             now,
             "opened",
             event.actor,
-            f"{severity.label} incident opened from {source_label(event.source)}: {event.title}",
+            f"{severity.label} incident {origin}: {event.title}",
         )
         await jobs.enqueue(connection, lane=lane(incident_id), kind=OPEN_CHANNEL, payload={}, now=now)
         return int(incident_id)
@@ -273,7 +308,7 @@ class IncidentService:
         if target is not None:
             if incident.status not in transition.allowed_from:
                 return Applied(Outcome.UNCHANGED, incident.id)
-            values.update(self._status_values(target, now))
+            values.update(self._status_values(target, now, int(incident.severity)))
         if action is AlertAction.PRIORITY:
             severity = map_severity(event, self._severity)
             if severity is incident.severity:
@@ -287,7 +322,7 @@ class IncidentService:
             text += f" by {event.actor}"
         if event.detail:
             text += f": {event.detail}"
-        await self._record(
+        await record(
             connection,
             incident.id,
             now,
@@ -297,14 +332,14 @@ class IncidentService:
             post=f"{transition.emoji} {escape(text)}",
         )
         if target is not None or action is AlertAction.PRIORITY:
-            await self._sync_card(connection, incident.id, now)
+            await refresh_card(connection, incident.id, now)
         return Applied(Outcome.CHANGED, incident.id)
 
     async def _note_only(
         self, connection: AsyncConnection, incident: IncidentView, event: AlertEvent, now: datetime, what: str
     ) -> Applied:
         text = f"{what} in {source_label(event.source)}: {event.title}"
-        await self._record(
+        await record(
             connection,
             incident.id,
             now,
@@ -331,7 +366,7 @@ class IncidentService:
     # -- actions from Slack --------------------------------------------------
 
     async def act(
-        self, connection: AsyncConnection, incident_id: int, target: Status, actor: Actor
+        self, connection: AsyncConnection, incident_id: int, target: Status, actor: Actor, *, note: str = ""
     ) -> IncidentView:
         """A responder acknowledges or resolves from Slack; the pager follows."""
         incident = await load_incident(connection, incident_id)
@@ -348,30 +383,25 @@ class IncidentService:
         await connection.execute(
             update(INCIDENTS)
             .where(INCIDENTS.c.id == incident_id)
-            .values(updated_at=now, **self._status_values(target, now))
+            .values(updated_at=now, **self._status_values(target, now, int(incident.severity)))
         )
         if target is Status.RESOLVED:
             await connection.execute(
                 update(REFS).where(REFS.c.incident_id == incident_id).values(resolved=True)
             )
         verb = transition.verb
-        await self._record(
+        await record(
             connection,
             incident_id,
             now,
             target.value,
             actor.name,
-            f"{verb} in Slack by {actor.name}",
-            post=f"{transition.emoji} {verb} by {actor.mention}",
+            f"{verb} in Slack by {actor.name}" + (f": {note}" if note else ""),
+            post=f"{transition.emoji} {verb} by {actor.mention}" + (f": {escape(note)}" if note else ""),
         )
-        await self._sync_card(connection, incident_id, now)
+        await refresh_card(connection, incident_id, now)
         if target in (Status.ACKNOWLEDGED, Status.RESOLVED):
-            refs = await connection.execute(
-                select(REFS.c.source, REFS.c.ref).where(
-                    REFS.c.incident_id == incident_id, REFS.c.source.in_(PAGER_SOURCES)
-                )
-            )
-            for source, ref in refs.all():
+            for source, ref in await pager_refs(connection, incident_id):
                 await jobs.enqueue(
                     connection,
                     lane=lane(incident_id),
@@ -390,46 +420,22 @@ class IncidentService:
 
     # -- shared --------------------------------------------------------------
 
-    @staticmethod
-    def _status_values(target: Status, now: datetime) -> dict[str, Any]:
+    def next_update(self, severity: int, after: datetime) -> datetime | None:
+        """When the next status update is due, counting from ``after``."""
+        minutes = self._config.updates.cadence(severity)
+        return after + timedelta(minutes=minutes) if minutes > 0 else None
+
+    def _status_values(self, target: Status, now: datetime, severity: int | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {"status": target.value}
         if target is Status.ACKNOWLEDGED:
             values["acknowledged_at"] = now
         elif target is Status.RESOLVED:
             values["resolved_at"] = now
+            values["phase"] = Phase.RESOLVED.value
+            values["next_update_at"] = None
         else:
             values["resolved_at"] = None
+            if severity is not None:
+                values["phase"] = Phase.INVESTIGATING.value
+                values["next_update_at"] = self.next_update(severity, now)
         return values
-
-    async def _record(
-        self,
-        connection: AsyncConnection,
-        incident_id: int,
-        now: datetime,
-        kind: str,
-        actor: str | None,
-        text: str,
-        *,
-        post: str,
-    ) -> None:
-        await self._timeline(connection, incident_id, now, kind, actor, text)
-        await jobs.enqueue(connection, lane=lane(incident_id), kind=POST, payload={"text": post}, now=now)
-
-    @staticmethod
-    async def _timeline(
-        connection: AsyncConnection,
-        incident_id: int,
-        now: datetime,
-        kind: str,
-        actor: str | None,
-        text: str,
-    ) -> None:
-        await connection.execute(
-            insert(TIMELINE).values(incident_id=incident_id, at=now, kind=kind, actor=actor, text=text)
-        )
-
-    @staticmethod
-    async def _sync_card(connection: AsyncConnection, incident_id: int, now: datetime) -> None:
-        await jobs.enqueue(
-            connection, lane=lane(incident_id), kind=SYNC_CARD, payload={}, now=now, coalesce=True
-        )

@@ -17,8 +17,12 @@ import httpx
 
 from bot.errors import IntegrationError
 from bot.incidents.model import IncidentView
+from bot.ports import PageRequest
 
 _ACTIONS = {"acknowledged": "acknowledge", "resolved": "close", "triggered": "unacknowledge"}
+# Opsgenie's limits on alert fields (longer values are refused or cut).
+_MESSAGE_LIMIT = 130
+_DESCRIPTION_LIMIT = 15000
 
 
 class OpsgeniePager:
@@ -30,6 +34,7 @@ class OpsgeniePager:
         base_url: str,
         ssl_context: ssl.SSLContext,
         schedule_for: Callable[[IncidentView], str | None],
+        default_escalation: str | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -38,6 +43,7 @@ class OpsgeniePager:
             timeout=httpx.Timeout(15.0),
         )
         self._schedule_for = schedule_for
+        self._escalation = default_escalation
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -71,6 +77,68 @@ class OpsgeniePager:
             },
         )
 
+    async def set_severity(self, ref: str, severity: int, actor_email: str | None) -> None:
+        # The priority endpoint takes only the priority (no user, source or note).
+        await self._request(
+            "PUT",
+            f"/v2/alerts/{quote(ref, safe='')}/priority",
+            params={"identifierType": "id"},
+            json={"priority": _priority(severity)},
+        )
+
+    async def escalate(self, ref: str, actor_email: str | None) -> str:
+        """Escalate the alert to the configured escalation."""
+        if not self._escalation:
+            raise IntegrationError(
+                "Opsgenie needs an escalation to escalate to: set opsgenie escalation", retryable=False
+            )
+        await self._request(
+            "POST",
+            f"/v2/alerts/{quote(ref, safe='')}/escalate",
+            params={"identifierType": "id"},
+            json={
+                "escalation": {"name": self._escalation, "type": "escalation"},
+                "user": actor_email or "firebell",
+                "source": "firebell",
+                "note": "Escalated from Slack via firebell",
+            },
+        )
+        return f"escalated to {self._escalation}"
+
+    async def add_responder(self, ref: str, email: str, actor_email: str | None) -> None:
+        await self._request(
+            "POST",
+            f"/v2/alerts/{quote(ref, safe='')}/responders",
+            params={"identifierType": "id"},
+            json={
+                "responder": {"type": "user", "username": email},
+                "user": actor_email or "firebell",
+                "source": "firebell",
+                "note": "Added from Slack via firebell",
+            },
+        )
+
+    async def page(self, request: PageRequest, actor_email: str | None) -> str:
+        """Create an alert for team ``request.target``.
+
+        Opsgenie creates alerts asynchronously (202 with a request id only), so
+        the alias, which firebell sets to the dedup key and later webhooks
+        carry, is returned as the reference.
+        """
+        body: dict[str, Any] = {
+            "message": _truncate(request.title, _MESSAGE_LIMIT),
+            "alias": request.dedup_key,
+            "responders": [{"name": request.target, "type": "team"}],
+            "priority": _priority(request.severity),
+            "source": "firebell",
+            "user": actor_email or "firebell",
+            "details": {"service": request.service},
+        }
+        if request.description:
+            body["description"] = _truncate(request.description, _DESCRIPTION_LIMIT)
+        await self._request("POST", "/v2/alerts", json=body)
+        return request.dedup_key
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self._client.request(method, path, **kwargs)
@@ -89,6 +157,16 @@ class OpsgeniePager:
         except ValueError:
             return {}
         return body if isinstance(body, dict) else {}
+
+
+def _priority(severity: int) -> str:
+    if not 1 <= severity <= 5:
+        raise IntegrationError(f"Opsgenie has no priority for SEV{severity} (P1-P5)", retryable=False)
+    return f"P{severity}"
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _message(response: httpx.Response) -> str:

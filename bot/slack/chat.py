@@ -193,3 +193,50 @@ class SlackChat:
             "chat.update",
             lambda: self._client.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks),
         )
+
+    async def user_name(self, user_id: str) -> str | None:
+        response = await self._call("users.info", lambda: self._client.users_info(user=user_id))
+        user = response["user"]
+        profile = user.get("profile") or {}
+        name = (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+        )
+        return str(name) if name else None
+
+    async def message(self, channel_id: str, ts: str) -> tuple[str, str] | None:
+        response = await self._call(
+            "conversations.history",
+            lambda: self._client.conversations_history(
+                channel=channel_id, latest=ts, inclusive=True, limit=1
+            ),
+        )
+        for found in response.get("messages") or []:
+            if found.get("ts") == ts:
+                return str(found.get("user") or found.get("bot_id") or "unknown"), str(found.get("text", ""))
+        # A thread reply is not in the channel history.
+        try:
+            replies = await self._call(
+                "conversations.replies",
+                lambda: self._client.conversations_replies(channel=channel_id, ts=ts, limit=1),
+            )
+        except IntegrationError as exc:
+            if exc.code in ("thread_not_found", "message_not_found"):
+                return None
+            raise
+        for found in replies.get("messages") or []:
+            if found.get("ts") == ts:
+                return str(found.get("user") or found.get("bot_id") or "unknown"), str(found.get("text", ""))
+        return None
+
+    async def upload_file(
+        self, channel_id: str, filename: str, title: str, content: str, comment: str | None = None
+    ) -> None:
+        await self._call(
+            "files.upload",
+            lambda: self._client.files_upload_v2(
+                channel=channel_id, filename=filename, title=title, content=content, initial_comment=comment
+            ),
+        )

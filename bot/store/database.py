@@ -79,3 +79,11 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin_immediate(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def dialect_insert(engine: AsyncEngine) -> Any:
+    """The INSERT construct with ON CONFLICT support for the engine's database."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert

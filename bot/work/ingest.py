@@ -13,14 +13,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.alerts.event import event_from_dict
 from bot.clock import Clock
 from bot.incidents.service import IncidentService, Outcome
 from bot.metrics import Metrics
+from bot.store.database import dialect_insert
 from bot.store.tables import Delivery, Lease
 from bot.work.wakeup import Wakeup
 
@@ -54,7 +53,7 @@ class IngestLoop:
         self._poll = poll_seconds
         self._lease = lease
         self._wake = Wakeup()
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert = dialect_insert(engine)
 
     def wake(self) -> None:
         self._wake.poke()

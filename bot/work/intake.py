@@ -14,12 +14,11 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts.event import AlertEvent, event_to_dict
 from bot.clock import Clock
+from bot.store.database import dialect_insert
 from bot.store.tables import Delivery
 
 log = logging.getLogger(__name__)
@@ -44,8 +43,7 @@ class DeliveryWriter:
         self._clock = clock
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        dialect = engine.dialect.name
-        self._insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        self._insert = dialect_insert(engine)
 
     async def store(self, source: str, delivery_key: str, events: Sequence[AlertEvent]) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

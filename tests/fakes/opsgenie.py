@@ -9,11 +9,17 @@ Endpoints:
 * ``GET /v2/schedules/{identifier}/on-calls?scheduleIdentifierType=id|name&flat=true``
   -> ``{"data": {"_parent": {...}, "onCallRecipients": [emails]}}``; without
   ``flat=true`` the data holds ``onCallParticipants`` (``{"id", "name", "type": "user"}``).
-* ``POST /v2/alerts/{identifier}/acknowledge|unacknowledge|close|notes|escalate|assign``
-  (``identifierType=id|tiny|alias``) -> 202 ``{"result": "Request will be processed", ...}``.
-  Like the real service the request is accepted even for an unknown alert; the
-  outcome is visible through ``GET /v2/alerts/requests/{requestId}`` and
-  :meth:`FakeOpsgenie.actions`.
+* ``POST /v2/alerts`` (create; ``message`` of at most 130 characters, ``alias``,
+  ``description``, ``responders``, ``priority`` P1-P5, ``details``, ``source``,
+  ``user``) -> 202 ``{"result": "Request will be processed", ...}``. An open
+  alert with the same alias is de-duplicated (its ``count`` goes up) instead of
+  a second alert being created.
+* ``POST /v2/alerts/{identifier}/acknowledge|unacknowledge|close|notes|escalate|assign|responders``
+  and ``PUT /v2/alerts/{identifier}/priority`` (``identifierType=id|tiny|alias``)
+  -> 202 ``{"result": "Request will be processed", ...}``; a malformed body is
+  422. Like the real service the request is accepted even for an unknown alert
+  (or an unknown user as responder); the outcome is visible through
+  ``GET /v2/alerts/requests/{requestId}`` and :meth:`FakeOpsgenie.actions`.
 * ``GET /v2/alerts/{identifier}`` -> ``{"data": alert}`` or 404.
 * ``GET /v2/alerts/requests/{requestId}`` -> the request status.
 """
@@ -41,7 +47,13 @@ _ACTIONS = {
     "notes": "AddNote",
     "escalate": "EscalateToNext",
     "assign": "Assign",
+    "responders": "AddResponder",
+    "priority": "UpdatePriority",
+    "create": "Create",
 }
+_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+_RESPONDER_TYPES = ("team", "user", "escalation", "schedule")
+_UNPROCESSABLE = "Request body is not processable. Please check the errors."
 
 
 def _now_iso() -> str:
@@ -81,6 +93,10 @@ class OpsgenieAlert:
     escalations: list[dict[str, Any]] = field(default_factory=list)
     acknowledged_by: str | None = None
     closed_by: str | None = None
+    responders: list[dict[str, Any]] = field(default_factory=list)
+    """Responders as given (``{"type": "team", "name": ...}``, ``{"type": "user", "username": ...}``)."""
+    count: int = 1
+    """How many create requests this alert absorbed (de-duplication by alias)."""
 
 
 @dataclass
@@ -89,18 +105,21 @@ class OpsgenieAction:
 
     request_id: str
     action: str
-    """Path verb: ``acknowledge``, ``unacknowledge``, ``close``, ``notes``, ``escalate``, ``assign``."""
+    """Path verb: ``acknowledge``, ``unacknowledge``, ``close``, ``notes``, ``escalate``,
+    ``assign``, ``responders``, ``priority``, or ``create`` for ``POST /v2/alerts``."""
     identifier: str
     identifier_type: str
     body: dict[str, Any]
     alert_id: str | None
     """The alert it applied to, or None when no alert matched."""
     processed_at: str = field(default_factory=_now_iso)
+    failure: str | None = None
+    """Why processing failed although the alert was found (e.g. an unknown user)."""
 
     @property
     def success(self) -> bool:
-        """Whether the action found its alert."""
-        return self.alert_id is not None
+        """Whether the action found its alert and was applied."""
+        return self.alert_id is not None and self.failure is None
 
 
 class _OgError(Exception):
@@ -146,6 +165,11 @@ class FakeOpsgenie(FakeServer):
             user_id = self._users.setdefault(email.lower(), str(uuid.uuid4()))
             schedule.oncall.append((user_id, email))
 
+    def add_user(self, email: str) -> str:
+        """Add a user (username *email*); returns its id. ``add_oncall`` adds users too."""
+        with self._lock:
+            return self._users.setdefault(email.lower(), str(uuid.uuid4()))
+
     def clear_oncalls(self, schedule_name: str) -> None:
         """Nobody is on call for the schedule any more."""
         with self._lock:
@@ -183,6 +207,12 @@ class FakeOpsgenie(FakeServer):
             return alert.id
 
     # ------------------------------------------------------------------ assertion helpers
+
+    def alert_by_alias(self, alias: str) -> OpsgenieAlert | None:
+        """Snapshot of the newest alert with *alias*, or None."""
+        with self._lock:
+            found = [alert for alert in self._alerts.values() if alert.alias == alias]
+            return copy.deepcopy(found[-1]) if found else None
 
     def alert(self, alert_id: str) -> OpsgenieAlert:
         """Snapshot of an alert by id (KeyError when unknown)."""
@@ -259,7 +289,17 @@ class FakeOpsgenie(FakeServer):
             if alert is None:
                 raise _OgError(404, "Alert does not exist")
             return json_response(self._envelope({"data": self._alert_api(alert)}))
-        if len(parts) == 4 and parts[:2] == ["v2", "alerts"] and parts[3] in _ACTIONS and method == "POST":
+        if parts == ["v2", "alerts"] and method == "POST":
+            return json_response(self._create_alert(request), status=202)
+        if len(parts) == 4 and parts[:2] == ["v2", "alerts"] and parts[3] == "priority" and method == "PUT":
+            return json_response(self._alert_action(request, parts[2], "priority"), status=202)
+        if (
+            len(parts) == 4
+            and parts[:2] == ["v2", "alerts"]
+            and parts[3] in _ACTIONS
+            and parts[3] not in {"priority", "create"}
+            and method == "POST"
+        ):
             return json_response(self._alert_action(request, parts[2], parts[3]), status=202)
         raise _OgError(404, "Not found")
 
@@ -314,14 +354,14 @@ class FakeOpsgenie(FakeServer):
             "isSeen": alert.acknowledged,
             "tags": list(alert.tags),
             "snoozed": False,
-            "count": 1,
             "lastOccurredAt": alert.created_at,
             "createdAt": alert.created_at,
             "updatedAt": alert.updated_at,
             "source": alert.source,
             "owner": alert.owner,
             "priority": alert.priority,
-            "responders": [],
+            "responders": copy.deepcopy(alert.responders),
+            "count": alert.count,
             "integration": {"id": self.integration_id, "name": "firebell-test", "type": "API"},
             "report": report,
             "actions": [],
@@ -337,12 +377,16 @@ class FakeOpsgenie(FakeServer):
             raise _OgError(
                 422, "Request body is not processable. Please check the errors.", {"note": "may not be empty"}
             )
-        if verb == "escalate" and not isinstance(body.get("escalation"), dict):
-            raise _OgError(
-                422,
-                "Request body is not processable. Please check the errors.",
-                {"escalation": "may not be null"},
-            )
+        if verb == "escalate":
+            escalation = body.get("escalation")
+            if not isinstance(escalation, dict):
+                raise _OgError(422, _UNPROCESSABLE, {"escalation": "may not be null"})
+            if not (escalation.get("id") or escalation.get("name")):
+                raise _OgError(422, _UNPROCESSABLE, {"escalation": "id or name must be given"})
+        if verb == "priority" and body.get("priority") not in _PRIORITIES:
+            raise _OgError(422, _UNPROCESSABLE, {"priority": "must be one of P1, P2, P3, P4, P5"})
+        if verb == "responders":
+            self._check_responder(body.get("responder"), "responder")
         if verb == "assign" and not isinstance(body.get("owner"), dict):
             raise _OgError(
                 422, "Request body is not processable. Please check the errors.", {"owner": "may not be null"}
@@ -359,7 +403,92 @@ class FakeOpsgenie(FakeServer):
         )
         self._actions.append(action)
         if alert is not None:
-            self._apply(alert, verb, body)
+            responder = body.get("responder")
+            if (
+                verb == "responders"
+                and isinstance(responder, dict)
+                and responder.get("type") == "user"
+                and responder.get("username")
+                and str(responder["username"]).lower() not in self._users
+            ):
+                action.failure = f"User [{responder['username']}] does not exist"
+            else:
+                self._apply(alert, verb, body)
+        envelope["took"] = 0.1
+        return envelope
+
+    @staticmethod
+    def _check_responder(responder: Any, name: str) -> None:
+        if not isinstance(responder, dict):
+            raise _OgError(422, _UNPROCESSABLE, {name: "may not be null"})
+        kind = responder.get("type")
+        if kind not in _RESPONDER_TYPES:
+            raise _OgError(
+                422, _UNPROCESSABLE, {f"{name}.type": "must be one of team, user, escalation, schedule"}
+            )
+        keys = ("id", "username") if kind == "user" else ("id", "name")
+        if not any(isinstance(responder.get(key), str) and responder.get(key) for key in keys):
+            raise _OgError(422, _UNPROCESSABLE, {name: f"{' or '.join(keys)} must be given"})
+
+    def _create_alert(self, request: RecordedRequest) -> dict[str, Any]:
+        body = dict(request.body)
+        message = body.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise _OgError(422, _UNPROCESSABLE, {"message": "Message can not be empty."})
+        if len(message) > 130:
+            raise _OgError(422, _UNPROCESSABLE, {"message": "Message can not be longer than 130 characters."})
+        alias = body.get("alias")
+        if alias is not None and (not isinstance(alias, str) or len(alias) > 512):
+            raise _OgError(422, _UNPROCESSABLE, {"alias": "Alias can not be longer than 512 characters."})
+        description = body.get("description", "")
+        if not isinstance(description, str) or len(description) > 15000:
+            raise _OgError(
+                422, _UNPROCESSABLE, {"description": "Description can not be longer than 15000 characters."}
+            )
+        priority = body.get("priority", "P3")
+        if priority not in _PRIORITIES:
+            raise _OgError(422, _UNPROCESSABLE, {"priority": "must be one of P1, P2, P3, P4, P5"})
+        responders = body.get("responders", [])
+        if not isinstance(responders, list):
+            raise _OgError(422, _UNPROCESSABLE, {"responders": "must be a list"})
+        for position, responder in enumerate(responders):
+            self._check_responder(responder, f"responders[{position}]")
+        details = body.get("details", {})
+        if not isinstance(details, dict):
+            raise _OgError(422, _UNPROCESSABLE, {"details": "must be a map of strings"})
+        alias = alias if isinstance(alias, str) and alias else message
+        existing = next(
+            (item for item in self._alerts.values() if item.alias == alias and item.status == "open"), None
+        )
+        if existing is not None:
+            existing.count += 1
+            existing.updated_at = _now_iso()
+            alert = existing
+        else:
+            alert = OpsgenieAlert(
+                id=str(uuid.uuid4()),
+                tiny_id=str(next(self._tiny_ids)),
+                alias=alias,
+                message=message,
+                priority=str(priority),
+                source=str(body.get("source") or "127.0.0.1"),
+                tags=[str(tag) for tag in body.get("tags", []) if isinstance(tag, str)],
+                details={str(key): str(value) for key, value in details.items()},
+                description=description,
+                responders=copy.deepcopy(responders),
+            )
+            self._alerts[alert.id] = alert
+        envelope = self._envelope({"result": "Request will be processed"})
+        self._actions.append(
+            OpsgenieAction(
+                request_id=str(envelope["requestId"]),
+                action="create",
+                identifier=alias,
+                identifier_type="alias",
+                body=copy.deepcopy(body),
+                alert_id=alert.id,
+            )
+        )
         envelope["took"] = 0.1
         return envelope
 
@@ -382,6 +511,12 @@ class FakeOpsgenie(FakeServer):
             owner = body.get("owner")
             if isinstance(owner, dict):
                 alert.owner = str(owner.get("username") or owner.get("id") or "")
+        elif verb == "priority":
+            alert.priority = str(body["priority"])
+        elif verb == "responders":
+            responder = copy.deepcopy(body["responder"])
+            if responder not in alert.responders:
+                alert.responders.append(responder)
         if isinstance(note, str) and note:
             alert.notes.append({"note": note, "owner": user or "API", "createdAt": _now_iso()})
         alert.updated_at = _now_iso()
@@ -401,7 +536,7 @@ class FakeOpsgenie(FakeServer):
                     "isSuccess": action.success,
                     "status": f"{_ACTIONS[action.action]} processed"
                     if action.success
-                    else "Alert does not exist",
+                    else action.failure or "Alert does not exist",
                     "alertId": action.alert_id or "",
                     "alias": alert.alias if alert is not None else "",
                 }

@@ -13,12 +13,28 @@ token=<key>``, wrapped entities (``{"incident": {...}}``, ``{"oncalls": [...]}``
 classic pagination fields (``limit``, ``offset``, ``more``, ``total``), set
 filters with ``[]`` names (``escalation_policy_ids[]``, ``include[]``), and
 errors as ``{"error": {"message": ..., "code": ..., "errors": [...]}}``.  Write
-requests (``PUT /incidents/{id}``, ``POST /incidents/{id}/notes``) require a
-``From`` header holding a known user's email.
+requests (``POST /incidents``, ``PUT /incidents/{id}``, ``POST /incidents/{id}/notes``)
+require a ``From`` header holding a known user's email.
 
-Endpoints: ``GET /oncalls``, ``GET /users``, ``GET /users/{id}``,
-``GET /incidents``, ``GET|PUT /incidents/{id}``, ``GET|POST /incidents/{id}/notes``,
+Endpoints: ``GET /oncalls``, ``GET /users``, ``GET /users/{id}``, ``GET /priorities``,
+``GET|POST /incidents``, ``GET|PUT /incidents/{id}``, ``GET|POST /incidents/{id}/notes``,
 ``GET /abilities``, ``GET /abilities/{name}``.
+
+As in the real API:
+
+* ``GET /priorities`` answers 404 when the account has no priorities
+  (``priorities_enabled=False``);
+* ``PUT /incidents/{id}`` takes ``status``, ``title``, ``urgency``, ``priority``
+  (a priority reference), ``escalation_level`` (reassigns the incident to whoever
+  is on call at that level of its policy; a level above the policy's last
+  level with someone on call is refused) or ``assignments`` (replaces the
+  assignees; not together with ``escalation_level``);
+* ``POST /incidents`` needs a known service (:meth:`FakePagerDuty.add_service`)
+  and refuses a second *open* incident with the same ``incident_key`` on that
+  service (400, "Open incident with matching dedup key already exists on this
+  service");
+* the incident object does not carry its escalation level (PagerDuty's does
+  not either); :meth:`FakePagerDuty.incident_state` does.
 """
 
 from __future__ import annotations
@@ -44,6 +60,8 @@ _ERR_NOT_FOUND = 2100
 _ERR_RATE = 2020
 
 _DEFAULT_ABILITIES = ("teams", "read_only_users", "urgencies", "response_operations")
+_DEFAULT_PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
+_DEDUP_REJECTED = "Open incident with matching dedup key already exists on this service"
 
 
 def _now_iso() -> str:
@@ -94,6 +112,17 @@ class PdIncident:
     status_changes: list[tuple[str, str]] = field(default_factory=list)
     """(new status, From email) per status change made through the API."""
     resolution: str | None = None
+    priority: str | None = None
+    """Name of the incident's priority (``"P1"`` ...), or None."""
+    escalation_level: int = 1
+    assigned_via: str = "escalation_policy"
+    details: str | None = None
+    """``body.details`` given when the incident was created through the API."""
+    created_by: str | None = None
+    """From email of ``POST /incidents`` (None: seeded with :meth:`FakePagerDuty.add_incident`)."""
+    updates: list[tuple[str, Any, str]] = field(default_factory=list)
+    """(field, new value, From email) per ``priority``, ``escalation_level`` or
+    ``assignments`` change made through the API (assignments as user emails)."""
 
 
 class _PdError(Exception):
@@ -116,6 +145,8 @@ class FakePagerDuty(FakeServer):
         latency: float = 0.0,
         allow_http: bool = False,
         abilities: Iterable[str] = _DEFAULT_ABILITIES,
+        priorities: Iterable[str] = _DEFAULT_PRIORITIES,
+        priorities_enabled: bool = True,
     ) -> None:
         if tls is None and not allow_http:
             raise ValueError(
@@ -126,10 +157,16 @@ class FakePagerDuty(FakeServer):
         self.api_token = api_token
         """The token the ``Authorization: Token token=...`` header must carry."""
         self.abilities = list(abilities)
+        self.priorities_enabled = priorities_enabled
+        """False: the account has no priorities feature (``GET /priorities`` answers 404)."""
         self._ids = itertools.count(1)
+        self._priorities: dict[str, str] = {
+            f"PPRIO{position:02X}": name for position, name in enumerate(priorities, start=1)
+        }
         self._users: dict[str, PdUser] = {}
         self._policies: dict[str, str] = {}
         self._services: dict[str, str] = {}
+        self._service_policies: dict[str, str] = {}
         self._oncalls: list[PdOncall] = []
         self._incidents: dict[str, PdIncident] = {}
         self._incident_numbers = itertools.count(1)
@@ -148,6 +185,16 @@ class FakePagerDuty(FakeServer):
         with self._lock:
             self._policies[escalation_policy_id] = name or f"Escalation policy {escalation_policy_id}"
             return escalation_policy_id
+
+    def add_service(
+        self, service_id: str, name: str | None = None, *, escalation_policy_id: str = "PPOLICY"
+    ) -> str:
+        """Add a service (incidents created on it follow *escalation_policy_id*)."""
+        with self._lock:
+            self._services[service_id] = name or f"Service {service_id}"
+            self._service_policies[service_id] = escalation_policy_id
+            self._policies.setdefault(escalation_policy_id, f"Escalation policy {escalation_policy_id}")
+            return service_id
 
     def add_oncall(
         self,
@@ -203,6 +250,7 @@ class FakePagerDuty(FakeServer):
             now = _now_iso()
             self._policies.setdefault(escalation_policy_id, f"Escalation policy {escalation_policy_id}")
             self._services.setdefault(service_id, f"Service {service_id}")
+            self._service_policies.setdefault(service_id, escalation_policy_id)
             assignees: list[str] = []
             for email in assignee_emails:
                 user = self._user_by_email(email)
@@ -246,6 +294,18 @@ class FakePagerDuty(FakeServer):
         """Snapshot of the incident record, including notes and status changes."""
         with self._lock:
             return copy.deepcopy(self._incidents[incident_id])
+
+    def incident_by_key(self, incident_key: str) -> PdIncident | None:
+        """Snapshot of the newest incident with *incident_key*, or None."""
+        with self._lock:
+            found = [i for i in self._incidents.values() if i.incident_key == incident_key]
+            return copy.deepcopy(found[-1]) if found else None
+
+    @property
+    def priorities(self) -> dict[str, str]:
+        """Priority id -> name, in order (most to least severe)."""
+        with self._lock:
+            return dict(self._priorities)
 
     def notes(self, incident_id: str) -> list[dict[str, Any]]:
         """Notes added to an incident, oldest first."""
@@ -322,8 +382,14 @@ class FakePagerDuty(FakeServer):
             if user is None:
                 raise _PdError(404, "Not Found", _ERR_NOT_FOUND)
             return json_response({"user": self._user_api(user)})
+        if parts == ["priorities"] and method == "GET":
+            if not self.priorities_enabled:
+                raise _PdError(404, "Not Found", _ERR_NOT_FOUND)
+            return json_response(self._page(request, "priorities", self._priorities_api()))
         if parts == ["incidents"] and method == "GET":
             return json_response(self._list_incidents(request))
+        if parts == ["incidents"] and method == "POST":
+            return json_response({"incident": self._create_incident(request)}, status=201)
         if len(parts) >= 2 and parts[0] == "incidents":
             incident = self._incidents.get(parts[1])
             if incident is None:
@@ -462,15 +528,44 @@ class FakePagerDuty(FakeServer):
 
     def _list_incidents(self, request: RecordedRequest) -> dict[str, Any]:
         statuses = set(self._set_filter(request, "statuses"))
+        service_ids = set(self._set_filter(request, "service_ids"))
+        incident_key = request.query.get("incident_key")
         incidents = [
             self._incident_api(incident)
             for incident in self._incidents.values()
-            if not statuses or incident.status in statuses
+            if (not statuses or incident.status in statuses)
+            and (not service_ids or incident.service_id in service_ids)
+            and (incident_key is None or incident.incident_key == incident_key)
         ]
         return self._page(request, "incidents", incidents)
 
+    def _priorities_api(self) -> list[dict[str, Any]]:
+        return [
+            {
+                **self._ref("priority", "priorities", priority_id, name),
+                "type": "priority",
+                "name": name,
+                "description": f"{name} incidents",
+                "order": 100 * (position + 1),
+                "color": "a8171c",
+            }
+            for position, (priority_id, name) in enumerate(self._priorities.items())
+        ]
+
+    def _priority_ref(self, name: str | None) -> dict[str, Any] | None:
+        priority_id = next((pid for pid, pname in self._priorities.items() if pname == name), None)
+        if name is None or priority_id is None:
+            return None
+        return {**self._ref("priority", "priorities", priority_id, name), "type": "priority_reference"}
+
     def _incident_api(self, incident: PdIncident) -> dict[str, Any]:
+        body = (
+            {"body": {"type": "incident_body", "details": incident.details}}
+            if incident.details is not None
+            else {}
+        )
         return {
+            **body,
             "id": incident.id,
             "type": "incident",
             "summary": f"[#{incident.number}] {incident.title}",
@@ -502,6 +597,8 @@ class FakePagerDuty(FakeServer):
                 self._services.get(incident.service_id, incident.service_id),
             ),
             "escalation_policy": self._policy_ref(incident.escalation_policy_id),
+            "priority": self._priority_ref(incident.priority),
+            "assigned_via": incident.assigned_via,
             "assignments": [
                 {"at": incident.created_at, "assignee": self._user_ref(user_id)}
                 for user_id in incident.assignments
@@ -563,6 +660,134 @@ class FakePagerDuty(FakeServer):
             if urgency not in {"high", "low"}:
                 raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Urgency must be high or low"])
             incident.urgency = str(urgency)
+        if "priority" in wrapped:
+            self._set_priority(incident, wrapped["priority"], requester)
+        level = wrapped.get("escalation_level")
+        assignments = wrapped.get("assignments")
+        if level is not None and assignments is not None:
+            raise _PdError(
+                400,
+                "Invalid Input Provided",
+                _ERR_INVALID,
+                ["Assignments cannot be specified with an escalation level"],
+            )
+        if level is not None:
+            self._escalate(incident, level, requester)
+        if assignments is not None:
+            self._reassign(incident, assignments, requester)
+        return self._incident_api(incident)
+
+    def _set_priority(self, incident: PdIncident, priority: Any, requester: PdUser) -> None:
+        name: str | None = None
+        if priority is not None:
+            priority_id = priority.get("id") if isinstance(priority, dict) else None
+            if not self.priorities_enabled or priority_id not in self._priorities:
+                raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Priority not found"])
+            name = self._priorities[str(priority_id)]
+        incident.priority = name
+        incident.updates.append(("priority", name, requester.email))
+
+    def _policy_levels(self, policy_id: str) -> dict[int, list[str]]:
+        levels: dict[int, list[str]] = {}
+        for entry in self._oncalls:
+            if entry.escalation_policy_id == policy_id:
+                levels.setdefault(entry.level, []).append(entry.user_id)
+        return levels
+
+    def _escalate(self, incident: PdIncident, level: Any, requester: PdUser) -> None:
+        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+            raise _PdError(
+                400, "Invalid Input Provided", _ERR_INVALID, ["Escalation level must be a positive integer"]
+            )
+        if incident.status == "resolved":
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident Already Resolved"])
+        levels = self._policy_levels(incident.escalation_policy_id)
+        if levels and level > max(levels):
+            raise _PdError(
+                400,
+                "Invalid Input Provided",
+                _ERR_INVALID,
+                [f"Escalation level must be at most {max(levels)} for this escalation policy"],
+            )
+        incident.escalation_level = level
+        incident.assigned_via = "escalation_policy"
+        if levels.get(level):
+            incident.assignments = list(dict.fromkeys(levels[level]))
+        incident.updates.append(("escalation_level", level, requester.email))
+
+    def _reassign(self, incident: PdIncident, assignments: Any, requester: PdUser) -> None:
+        if incident.status == "resolved":
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident Already Resolved"])
+        if not isinstance(assignments, list) or not assignments:
+            raise _PdError(
+                400, "Invalid Input Provided", _ERR_INVALID, ["Assignments must be a non-empty list"]
+            )
+        user_ids: list[str] = []
+        for item in assignments:
+            assignee = item.get("assignee") if isinstance(item, dict) else None
+            if (
+                not isinstance(assignee, dict)
+                or assignee.get("type") not in {"user", "user_reference"}
+                or assignee.get("id") not in self._users
+            ):
+                raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Assignee not found"])
+            user_ids.append(str(assignee["id"]))
+        incident.assignments = list(dict.fromkeys(user_ids))
+        incident.assigned_via = "direct_assignment"
+        emails = [self._users[user_id].email for user_id in incident.assignments]
+        incident.updates.append(("assignments", emails, requester.email))
+
+    def _create_incident(self, request: RecordedRequest) -> dict[str, Any]:
+        requester = self._requester(request)
+        wrapped = request.body.get("incident")
+        if not isinstance(wrapped, dict) or wrapped.get("type") != "incident":
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Incident type must be incident"])
+        title = wrapped.get("title")
+        if not isinstance(title, str) or not title.strip():
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Title cannot be empty"])
+        service = wrapped.get("service")
+        service_id = service.get("id") if isinstance(service, dict) else None
+        if (
+            not isinstance(service, dict)
+            or service.get("type") not in {"service", "service_reference"}
+            or service_id not in self._services
+        ):
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Service not found"])
+        urgency = wrapped.get("urgency", "high")
+        if urgency not in {"high", "low"}:
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, ["Urgency must be high or low"])
+        incident_key = wrapped.get("incident_key")
+        if incident_key is not None and any(
+            other.incident_key == incident_key
+            and other.service_id == service_id
+            and other.status != "resolved"
+            for other in self._incidents.values()
+        ):
+            raise _PdError(400, "Invalid Input Provided", _ERR_INVALID, [_DEDUP_REJECTED])
+        body = wrapped.get("body")
+        details = body.get("details") if isinstance(body, dict) else None
+        policy_id = self._service_policies.get(str(service_id), "PPOLICY")
+        self._policies.setdefault(policy_id, f"Escalation policy {policy_id}")
+        now = _now_iso()
+        incident = PdIncident(
+            id=self._new_id("I"),
+            number=next(self._incident_numbers),
+            title=title,
+            status="triggered",
+            urgency=str(urgency),
+            service_id=str(service_id),
+            escalation_policy_id=policy_id,
+            incident_key=str(incident_key) if incident_key is not None else None,
+            created_at=now,
+            last_status_change_at=now,
+            last_status_change_by=requester.id,
+            assignments=list(dict.fromkeys(self._policy_levels(policy_id).get(1, []))),
+            details=str(details) if details is not None else None,
+            created_by=requester.email,
+        )
+        if "priority" in wrapped:
+            self._set_priority(incident, wrapped["priority"], requester)
+        self._incidents[incident.id] = incident
         return self._incident_api(incident)
 
     def _add_note(self, request: RecordedRequest, incident: PdIncident) -> dict[str, Any]:

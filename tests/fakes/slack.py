@@ -18,7 +18,18 @@ members|history|replies|open``, ``users.lookupByEmail|info|list``,
 ``chat.postMessage|update|postEphemeral|getPermalink``, ``reactions.add``,
 ``views.open|push|publish|update``, ``files.getUploadURLExternal`` (+ the
 returned ``{url}/upload/<file id>`` URL), ``files.completeUploadExternal``,
-``files.info``.  Anything else answers ``unknown_method``.
+``files.info``, ``apps.connections.open``.  Anything else answers
+``unknown_method``.
+
+Socket Mode: ``apps.connections.open`` (app-level token only, see
+:attr:`FakeSlack.app_token`) hands out a one-use
+``ws://127.0.0.1:<port>/socket-mode/<ticket>`` URL.  A client connecting there
+gets ``{"type": "hello", ...}`` first; the test then pushes envelopes with
+:meth:`FakeSlack.send_envelope` and reads what the client sent back (its
+acknowledgements, ``{"envelope_id": ..., "payload": ...}``) with
+:meth:`FakeSlack.socket_acks` / :meth:`FakeSlack.wait_for_ack`.  Pings are
+answered, client disconnects are noticed, and :meth:`FakeSlack.stop` closes
+every open socket (code 1001) before the server goes away.
 
 Channel names are validated as Slack documents for ``conversations.create``:
 empty -> ``invalid_name_required``, longer than 80 -> ``invalid_name_maxlength``,
@@ -28,17 +39,19 @@ anything but ``a-z 0-9 - _`` -> ``invalid_name_specials``, only punctuation ->
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
 import mimetypes
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .base import FakeServer, RecordedRequest, json_response
 from .tls import TlsMaterial
@@ -279,6 +292,32 @@ class ResponseUrlPost:
     at: float
 
 
+@dataclass
+class _SocketConnection:
+    """One Socket Mode websocket, from the handshake until it closes."""
+
+    ticket: str
+    ws: web.WebSocketResponse
+    connected_at: float
+    hello_sent: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.hello_sent and not self.ws.closed
+
+
+class _SocketUpgrade(web.StreamResponse):
+    """Returned by ``_handle`` for an accepted handshake; never sent itself.
+
+    ``_handle`` runs synchronously under the lock and cannot hold a websocket,
+    so :meth:`FakeSlack._dispatch` sees this marker and serves the socket.
+    """
+
+    def __init__(self, ticket: str) -> None:
+        super().__init__(status=101)
+        self.ticket = ticket
+
+
 class _SlackError(Exception):
     def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
@@ -348,10 +387,14 @@ class FakeSlack(FakeServer):
         team_id: str = "T00000001",
         team_name: str = "firebell-test",
         bot_name: str = "firebell",
+        app_token: str = "xapp-test",
     ) -> None:
         super().__init__(tls=tls, latency=latency)
         self.bot_token = bot_token
         """Token every Web API call must carry; may be changed at any time."""
+        self.app_token = app_token
+        """App-level token ``apps.connections.open`` (and only it) accepts."""
+        self.app_id = "A00000001"
         self.team_id = team_id
         self.team_name = team_name
         self._counters: dict[str, itertools.count[int]] = {}
@@ -366,6 +409,11 @@ class FakeSlack(FakeServer):
         self._used_triggers: set[str] = set()
         self._files: dict[str, SlackFile] = {}
         self._response_posts: list[ResponseUrlPost] = []
+        self._socket_tickets: set[str] = set()
+        self._sockets: dict[str, _SocketConnection] = {}
+        self._socket_envelopes: dict[str, dict[str, Any]] = {}
+        self._socket_acks: list[dict[str, Any]] = []
+        self._socket_closing = False
         self.bot_id = self._new_id("B")
         self.bot_user_id = self._new_id("U")
         self._users[self.bot_user_id] = SlackUser(
@@ -402,6 +450,7 @@ class FakeSlack(FakeServer):
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             "files.info": self._files_info,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     # ------------------------------------------------------------------ seeding
@@ -533,6 +582,191 @@ class FakeSlack(FakeServer):
         wanted = response_url.rstrip("/").rsplit("/", 1)[-1]
         return [post for post in posts if post.response_id == wanted]
 
+    # ------------------------------------------------------------------ Socket Mode
+
+    def socket_connected(self, timeout: float = 10) -> None:
+        """Wait until a Socket Mode client is connected (and has been sent hello)."""
+        self.wait_for(
+            lambda: self.socket_connection_count() > 0,
+            timeout,
+            message="a Socket Mode client is connected",
+        )
+
+    def socket_connection_count(self) -> int:
+        """How many Socket Mode websockets are open right now."""
+        with self._lock:
+            return sum(1 for connection in self._sockets.values() if connection.is_open)
+
+    def send_envelope(
+        self, type: str, payload: dict[str, Any], accepts_response_payload: bool = False
+    ) -> str:
+        """Push one envelope (``interactive``, ``slash_commands``, ``events_api``, ...)
+        to the newest open Socket Mode connection; returns its ``envelope_id``."""
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": type,
+            "payload": copy.deepcopy(payload),
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if type == "events_api":
+            envelope.update({"retry_attempt": 0, "retry_reason": ""})
+        with self._lock:
+            loop = self._loop
+            connection = next(
+                (item for item in reversed(self._sockets.values()) if item.is_open),
+                None,
+            )
+            if loop is None or connection is None:
+                raise AssertionError(
+                    f"FakeSlack: no Socket Mode client is connected to send {type!r} to; {self._describe()}"
+                )
+            self._socket_envelopes[envelope_id] = copy.deepcopy(envelope)
+        sending = connection.ws.send_str(json.dumps(envelope))
+        try:
+            future = asyncio.run_coroutine_threadsafe(sending, loop)
+        except RuntimeError:  # loop stopped meanwhile
+            sending.close()
+            raise
+        try:
+            future.result(timeout=10)
+        except Exception as exc:
+            future.cancel()
+            raise AssertionError(
+                f"FakeSlack: could not send envelope {envelope_id} ({type}): {exc!r}"
+            ) from exc
+        return envelope_id
+
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Every JSON object the Socket Mode clients sent, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._socket_acks)
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+        """Wait for the client's acknowledgement of one envelope and return it."""
+        with self._lock:
+            if envelope_id not in self._socket_envelopes:
+                raise AssertionError(f"FakeSlack: no envelope {envelope_id!r} was sent")
+
+        def find() -> dict[str, Any] | None:
+            return next((ack for ack in self.socket_acks() if ack.get("envelope_id") == envelope_id), None)
+
+        self.wait_for(lambda: find() is not None, timeout, message=f"ack of envelope {envelope_id}")
+        found = find()
+        assert found is not None
+        return found
+
+    def clear(self) -> None:
+        """Also forget the envelopes sent and the acknowledgements received."""
+        with self._lock:
+            super().clear()
+            self._socket_envelopes.clear()
+            self._socket_acks.clear()
+
+    def stop(self) -> None:
+        """Close every Socket Mode websocket (1001 going away), then stop serving."""
+        loop = self._loop
+        if self._thread is not None and loop is not None:
+            closing = self._close_sockets()
+            try:
+                future = asyncio.run_coroutine_threadsafe(closing, loop)
+            except RuntimeError:  # loop already stopped
+                closing.close()
+            else:
+                try:
+                    future.result(timeout=5)
+                except TimeoutError:
+                    future.cancel()
+        super().stop()
+        with self._lock:
+            self._socket_closing = False
+
+    async def _close_sockets(self) -> None:
+        with self._lock:
+            self._socket_closing = True
+            sockets = [connection.ws for connection in self._sockets.values()]
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
+            return_exceptions=True,
+        )
+
+    def _apps_connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        ticket = self._new_id("ws")
+        self._socket_tickets.add(ticket)
+        scheme = "wss" if self.tls is not None else "ws"
+        return {"url": f"{scheme}://127.0.0.1:{self.port}/socket-mode/{ticket}"}
+
+    def _accept_socket(self, request: RecordedRequest, ticket: str) -> web.StreamResponse:
+        if request.method != "GET" or (request.headers.get("Upgrade") or "").lower() != "websocket":
+            return web.Response(status=426, text="websocket upgrade required", content_type="text/plain")
+        if self._socket_closing:
+            return web.Response(status=503, text="server shutting down", content_type="text/plain")
+        if ticket not in self._socket_tickets:
+            return web.Response(status=401, text="invalid or used ticket", content_type="text/plain")
+        self._socket_tickets.discard(ticket)
+        return _SocketUpgrade(ticket)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        response = await super()._dispatch(request)
+        if isinstance(response, _SocketUpgrade):
+            return await self._serve_socket(request, response.ticket)
+        return response
+
+    async def _serve_socket(self, request: web.Request, ticket: str) -> web.StreamResponse:
+        # autoping answers the client's pings (slack_sdk checks the pong payload).
+        ws = web.WebSocketResponse(autoping=True, timeout=2.0)
+        await ws.prepare(request)
+        connection = _SocketConnection(ticket=ticket, ws=ws, connected_at=time.monotonic())
+        with self._lock:
+            self._sockets[ticket] = connection
+            hello = {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {
+                    "host": "applink-fake",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": self.app_id},
+            }
+        try:
+            await ws.send_str(json.dumps(hello))
+            with self._lock:
+                connection.hello_sent = True
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._receive_socket_text(message.data)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        except ConnectionError:
+            pass  # the client went away mid-send; forget it below
+        finally:
+            with self._lock:
+                self._sockets.pop(ticket, None)
+        if not ws.closed:
+            await ws.close()
+        return ws
+
+    def _receive_socket_text(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        with self._lock:
+            if isinstance(message, dict):
+                self._socket_acks.append(message)
+            else:
+                self._errors.append(ValueError(f"Socket Mode client sent a non-object message: {data!r}"))
+
+    def _describe(self) -> str:
+        text = super()._describe()
+        with self._lock:
+            open_count = sum(1 for connection in self._sockets.values() if connection.is_open)
+            sent, acked = len(self._socket_envelopes), len(self._socket_acks)
+        if open_count or sent or acked:
+            text += f"; socket mode: {open_count} open, {sent} envelope(s) sent, {acked} message(s) back"
+        return text
+
     # ------------------------------------------------------------------ FakeServer hooks
 
     def _key_for(self, method: str, path: str) -> str:
@@ -553,6 +787,8 @@ class FakeSlack(FakeServer):
             return self._receive_upload(request, path[len("/upload/") :].strip("/"))
         if path.startswith("/response/") and request.method == "POST":
             return self._receive_response_post(request, path[len("/response/") :].strip("/"))
+        if path.startswith("/socket-mode/"):
+            return self._accept_socket(request, path[len("/socket-mode/") :].strip("/"))
         return web.Response(status=404, text="not found", content_type="text/plain")
 
     # ------------------------------------------------------------------ plumbing
@@ -582,7 +818,8 @@ class FakeSlack(FakeServer):
             token = _opt_str(request.body, "token")
         if not token:
             return json_response({"ok": False, "error": "not_authed"})
-        if token != self.bot_token:
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
             return json_response({"ok": False, "error": "invalid_auth"})
         try:
             payload = handler(request.body)

@@ -171,7 +171,11 @@ def test_acknowledge_button_acknowledges_in_pagerduty_as_the_clicking_user(
     assert len(slack.messages(first.id)) == posted
 
     timeline = firebell.sql("select kind, actor from timeline where incident_id = 1 order by id")
-    assert timeline == [("opened", "Earline Greenholt"), ("acknowledged", "carol")]
+    # The first to acknowledge becomes the commander.
+    assert timeline == [("opened", "Earline Greenholt"), ("acknowledged", "carol"), ("role", "carol")]
+    assert firebell.sql("select role, user_id from incident_roles where incident_id = 1") == [
+        ("commander", carol)
+    ]
 
 
 def test_button_click_with_bad_slack_signature_is_refused(

@@ -45,6 +45,7 @@ def test_triggered_incident() -> None:
         detail=None,
         escalation_policy_id="PD6ASNH",
         teams=("Payments",),
+        dedup_key=payload["event"]["data"]["incident_key"],
     )
 
 

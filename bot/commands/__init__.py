@@ -1,0 +1,1 @@
+"""The ``/incident`` command: its grammar, its help, and what each subcommand does."""

@@ -1,0 +1,127 @@
+"""``/incident <subcommand>``: parse, acknowledge at once, then do the work.
+
+Slack wants an answer within 3 seconds. Parsing is instant, so a wrong
+command is answered in the acknowledgement itself; everything else is
+acknowledged first and answered afterwards through ``response_url`` (or in
+the channel, for state changes the whole channel should see).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands.grammar import Command, help_text, parse
+from bot.errors import UserError
+from bot.incidents.commands import IncidentCommands
+from bot.incidents.model import Actor
+from bot.incidents.views import Reply, declare_modal
+from bot.ports import ChatChannel
+from bot.settings import FirebellConfig
+
+
+def command_actor(body: dict[str, Any]) -> Actor:
+    return Actor(
+        name=str(body.get("user_name") or body.get("user_id") or "someone"), slack_user_id=body.get("user_id")
+    )
+
+
+async def handle_incident_command(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    commands: IncidentCommands,
+    chat: ChatChannel,
+    config: FirebellConfig,
+) -> None:
+    try:
+        command = parse(str(body.get("text", "")))
+    except UserError as error:
+        await ack(response_type="ephemeral", text=str(error))
+        return
+    if command.name == "help":
+        await ack(response_type="ephemeral", text=help_text())
+        return
+    if command.name == "declare":
+        # The trigger_id expires 3 s after the command: open the form first.
+        await ack()
+        actor = command_actor(body)
+        await commands.permissions.require("declare", actor)
+        await client.views_open(
+            trigger_id=body["trigger_id"],
+            view=declare_modal(command.text, sorted(config.services), body.get("channel_id")),
+        )
+        return
+    await ack()
+    reply = await run(command, body, commands)
+    await deliver(reply, body, respond, chat)
+
+
+async def run(command: Command, body: dict[str, Any], commands: IncidentCommands) -> Reply:
+    actor = command_actor(body)
+    incident = await commands.find(body.get("channel_id"), command.incident)
+    number = f"#{incident.id}"
+    name = command.name
+    if name == "status":
+        assert command.phase is not None
+        await commands.set_phase(incident.id, command.phase, command.text, actor)
+        return Reply(f"{number} is now {command.phase.value}.")
+    if name == "sev":
+        assert command.severity is not None
+        await commands.set_severity(incident.id, command.severity, actor)
+        return Reply(f"{number} is now {command.severity.label}.")
+    if name == "ack":
+        await commands.acknowledge(incident.id, actor)
+        return Reply(f"{number} acknowledged.")
+    if name == "resolve":
+        await commands.resolve(incident.id, actor, command.text)
+        return Reply(f"{number} resolved.")
+    if name == "reopen":
+        await commands.reopen(incident.id, actor)
+        return Reply(f"{number} reopened.")
+    if name == "role":
+        assert command.role is not None and command.user_id is not None
+        await commands.assign_role(incident.id, command.role, command.user_id, actor)
+        return Reply(f"<@{command.user_id}> is now the {command.role.value} of {number}.")
+    if name == "roles":
+        return await commands.roles(incident.id)
+    if name == "escalate":
+        what = await commands.escalate(incident.id, actor, user_id=command.user_id, service=command.service)
+        return Reply(f"{what}.")
+    if name == "update":
+        await commands.post_update(incident.id, command.text, actor)
+        return Reply(f"Update posted in {number}; the update timer starts again.")
+    if name == "timeline":
+        if command.add:
+            await commands.add_to_timeline(incident.id, command.text, actor)
+            return Reply(f"Added to the timeline of {number}.")
+        return await commands.timeline(incident.id)
+    if name == "summary":
+        return await commands.summary(incident.id)
+    if name == "postmortem":
+        return await commands.postmortem(incident.id)
+    raise UserError(f"`{name}` cannot be run here.")
+
+
+async def deliver(reply: Reply, body: dict[str, Any], respond: AsyncRespond, chat: ChatChannel) -> None:
+    """Answer the person who asked; files go into the channel the command came from."""
+    if reply.file is not None and body.get("channel_id"):
+        await chat.upload_file(
+            str(body["channel_id"]),
+            reply.file.filename,
+            reply.file.title,
+            reply.file.content,
+            comment=reply.text if reply.in_channel else None,
+        )
+        if reply.in_channel:
+            return
+    await respond(
+        text=reply.text,
+        blocks=reply.blocks or None,
+        response_type="in_channel" if reply.in_channel else "ephemeral",
+        replace_original=False,
+    )
