@@ -84,8 +84,8 @@ class Pager(Protocol):
         """Set the source's priority to match SEV``severity`` (P1 for SEV1 …)."""
         ...
 
-    async def escalate(self, ref: str, actor_email: str | None) -> str:
-        """Escalate to the next level (PagerDuty) or the configured escalation
+    async def escalate(self, ref: str, actor_email: str | None, escalation: str | None = None) -> str:
+        """Escalate to the next level (PagerDuty) or to ``escalation``
         (Opsgenie); returns a short description of what happened."""
         ...
 

@@ -156,7 +156,9 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     commands = IncidentCommands(engine, service, response, config, clock, chat, on_jobs)
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None
-        bolt = build_bolt_app(settings.slack_signing_secret, web_client, commands, chat, config)
+        bolt = build_bolt_app(
+            settings.slack_signing_secret, web_client, commands, chat, config, snooze=reminders.snooze
+        )
     return Firebell(
         settings=settings,
         clock=clock,

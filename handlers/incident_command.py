@@ -21,6 +21,7 @@ from bot.incidents.model import Actor
 from bot.incidents.views import Reply, declare_modal
 from bot.ports import ChatChannel
 from bot.settings import FirebellConfig
+from handlers.slack_errors import answer_failures
 
 
 def command_actor(body: dict[str, Any]) -> Actor:
@@ -46,19 +47,36 @@ async def handle_incident_command(
     if command.name == "help":
         await ack(response_type="ephemeral", text=help_text())
         return
-    if command.name == "declare":
-        # The trigger_id expires 3 s after the command: open the form first.
-        await ack()
-        actor = command_actor(body)
-        await commands.permissions.require("declare", actor)
-        await client.views_open(
-            trigger_id=body["trigger_id"],
-            view=declare_modal(command.text, sorted(config.services), body.get("channel_id")),
-        )
-        return
     await ack()
-    reply = await run(command, body, commands)
-    await deliver(reply, body, respond, chat)
+    if command.name == "declare":
+        await answer_failures(respond, open_declare_form(command, body, client, commands, config))
+        return
+    await answer_failures(respond, run_and_deliver(command, body, respond, commands, chat))
+
+
+async def open_declare_form(
+    command: Command,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    commands: IncidentCommands,
+    config: FirebellConfig,
+) -> None:
+    # The trigger_id expires 3 s after the command: open the form right away.
+    await commands.permissions.require("declare", command_actor(body))
+    await client.views_open(
+        trigger_id=body["trigger_id"],
+        view=declare_modal(command.text, sorted(config.services), body.get("channel_id")),
+    )
+
+
+async def run_and_deliver(
+    command: Command,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    commands: IncidentCommands,
+    chat: ChatChannel,
+) -> None:
+    await deliver(await run(command, body, commands), body, respond, chat)
 
 
 async def run(command: Command, body: dict[str, Any], commands: IncidentCommands) -> Reply:

@@ -5,7 +5,6 @@ error handler that turns any failure into a friendly reply."""
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -31,6 +30,7 @@ from bot.incidents.views import DECLARE_CALLBACK, UPDATE_CALLBACK
 from bot.ports import ChatChannel
 from bot.settings import FirebellConfig
 from handlers.incident_command import handle_incident_command
+from handlers.slack_errors import answer_failures, failure_message
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,13 @@ def build_bolt_app(
             await ack(response_action="errors", errors=errors)
             return
         await ack()
+        await answer_failures(None, _declare(body, values, view, client))
+
+    async def _declare(
+        body: dict[str, Any], values: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        title = str(_input(values, "title") or "").strip()
+        service = str(_input(values, "service") or "").strip()
         options = _input(values, "options") or []
         declaration = Declaration(
             title=title,
@@ -165,32 +172,38 @@ def build_bolt_app(
             await ack(response_action="errors", errors={"update": "The update needs some text."})
             return
         await ack()
-        await commands.post_update(int(view["private_metadata"]), text, actor_from(body))
+        await answer_failures(
+            None, commands.post_update(int(view["private_metadata"]), text, actor_from(body))
+        )
 
     @app.event("app_home_opened")
     async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
         if event.get("tab", "home") != "home":
             return
         user = str(event["user"])
-        await client.views_publish(user_id=user, view=await commands.home(user))
+
+        async def publish() -> None:
+            await client.views_publish(user_id=user, view=await commands.home(user))
+
+        await answer_failures(None, publish())
 
     @app.event("reaction_added")
     async def pinned(event: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if event.get("reaction") in PIN_REACTIONS and item.get("type") == "message":
-            await commands.pin_message(str(item["channel"]), str(item["ts"]), str(event["user"]))
+            pin = commands.pin_message(str(item["channel"]), str(item["ts"]), str(event["user"]))
+            await answer_failures(None, _discard(pin))
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
-        if isinstance(error, UserError):
-            message = f":warning: {error}"
-        else:
-            ref = secrets.token_hex(3)
-            log.error("Slack request failed (ref %s)", ref, exc_info=error)
-            message = f":x: That failed (ref {ref}). The details are in firebell's log."
+        message = failure_message(error)
         if body.get("response_url"):
             await respond(text=message, response_type="ephemeral", replace_original=False)
         else:
             log.info("could not tell the user: %s", message)
 
     return app
+
+
+async def _discard(work: Awaitable[object]) -> None:
+    await work

@@ -295,7 +295,9 @@ class IncidentEffects:
             await pager.add_responder(str(payload["ref"]), email, actor_email)
             what = f"<@{responder}> was added as a responder in {card.source_label(pager.source)}"
         else:
-            what = await pager.escalate(str(payload["ref"]), actor_email)
+            incident = await self._incident(incident_id)
+            escalation = self._config.service(incident.service).opsgenie_escalation
+            what = await pager.escalate(str(payload["ref"]), actor_email, escalation)
         incident = await self._incident(incident_id)
         if incident.channel_id:
             await self._chat.post(incident.channel_id, f":arrow_double_up: {card.escape(what)}")

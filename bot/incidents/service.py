@@ -438,4 +438,5 @@ class IncidentService:
             if severity is not None:
                 values["phase"] = Phase.INVESTIGATING.value
                 values["next_update_at"] = self.next_update(severity, now)
+                values["nudged_at"] = None
         return values

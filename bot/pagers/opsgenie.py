@@ -86,24 +86,26 @@ class OpsgeniePager:
             json={"priority": _priority(severity)},
         )
 
-    async def escalate(self, ref: str, actor_email: str | None) -> str:
-        """Escalate the alert to the configured escalation."""
-        if not self._escalation:
+    async def escalate(self, ref: str, actor_email: str | None, escalation: str | None = None) -> str:
+        """Escalate the alert to ``escalation`` (the service's), else the default one."""
+        escalation = escalation or self._escalation
+        if not escalation:
             raise IntegrationError(
-                "Opsgenie needs an escalation to escalate to: set opsgenie escalation", retryable=False
+                "Opsgenie needs an escalation to escalate to: set opsgenie_escalation for the service",
+                retryable=False,
             )
         await self._request(
             "POST",
             f"/v2/alerts/{quote(ref, safe='')}/escalate",
             params={"identifierType": "id"},
             json={
-                "escalation": {"name": self._escalation, "type": "escalation"},
+                "escalation": {"name": escalation, "type": "escalation"},
                 "user": actor_email or "firebell",
                 "source": "firebell",
                 "note": "Escalated from Slack via firebell",
             },
         )
-        return f"escalated to {self._escalation}"
+        return f"escalated to {escalation}"
 
     async def add_responder(self, ref: str, email: str, actor_email: str | None) -> None:
         await self._request(

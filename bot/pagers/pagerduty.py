@@ -30,6 +30,10 @@ class PagerDutyPager:
             self._client = pagerduty.RestApiV2Client(
                 token, default_from=from_email, base_url=base_url.rstrip("/"), verify=ssl_context
             )
+            # The client retries 429 without limit by default, asleep in a
+            # worker thread; two quick tries, then the job queue backs off.
+            self._client.retry = {429: 2}
+            self._client.max_http_attempts = 3
         except pagerduty.UrlError as exc:
             raise IntegrationError(
                 f"PAGERDUTY_API_URL must be an https:// URL: {exc}", retryable=False
@@ -79,7 +83,7 @@ class PagerDutyPager:
         }
         await self._update(ref, body, actor_email, f"set incident {ref} priority {name}")
 
-    async def escalate(self, ref: str, actor_email: str | None) -> str:
+    async def escalate(self, ref: str, actor_email: str | None, escalation: str | None = None) -> str:
         """Move the incident to the next level of its escalation policy."""
         incident = await self._get_incident(ref)
         policy = incident.get("escalation_policy")

@@ -112,7 +112,7 @@ def test_state_changes_show_in_the_channel_and_follow_the_pager(world: World) ->
     world.client.command("resolve rolled back", user_id=world.alice, channel_id=world.channel)
     world.pagerduty.wait_for(lambda: world.pagerduty.incident_state("PGR0VU2").status == "resolved")
     world.wait_in_channel("rolled back")
-    again, url = world.client.command("resolve", user_id=world.alice, channel_id=world.channel)
+    _, url = world.client.command("resolve", user_id=world.alice, channel_id=world.channel)
     assert "already resolved" in str(world.replies(url)[0]["text"])
     world.client.command("reopen", user_id=world.alice, channel_id=world.channel)
     world.wait_in_channel("Reopened by")

@@ -1,0 +1,90 @@
+import pytest
+
+from bot.alerts.severity import Severity
+from bot.commands.grammar import IncidentRef, help_text, parse
+from bot.errors import UserError
+from bot.incidents.model import Phase, Role
+
+
+def test_empty_text_is_help() -> None:
+    assert parse("").name == "help"
+    assert parse("   ").name == "help"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status identified bad deploy", {"phase": Phase.IDENTIFIED, "text": "bad deploy"}),
+        ("STATUS Monitoring", {"phase": Phase.MONITORING, "text": ""}),
+        ("sev 2", {"severity": Severity.SEV2}),
+        ("severity SEV1", {"name": "sev", "severity": Severity.SEV1}),
+        ("ack", {"name": "ack"}),
+        ("acknowledge", {"name": "ack"}),
+        ("resolve rolled back", {"text": "rolled back"}),
+        ("role commander <@U123|alice>", {"role": Role.COMMANDER, "user_id": "U123"}),
+        ("role scribe <@W9>", {"role": Role.SCRIBE, "user_id": "W9"}),
+        ("escalate", {"user_id": None, "service": None}),
+        ("escalate <@U5>", {"user_id": "U5"}),
+        ("escalate payments", {"service": "payments"}),
+        ("update DB failover done", {"text": "DB failover done"}),
+        ("timeline", {"add": False}),
+        ("timeline add paged the DBA", {"add": True, "text": "paged the DBA"}),
+        ("declare Checkout returns 503", {"text": "Checkout returns 503"}),
+        ("summary", {"name": "summary"}),
+        ("postmortem", {"name": "postmortem"}),
+    ],
+)
+def test_subcommands(text: str, expected: dict[str, object]) -> None:
+    command = parse(text)
+    for key, value in expected.items():
+        assert getattr(command, key) == value, key
+
+
+def test_incident_references_from_other_channels() -> None:
+    assert parse("summary <#C0123|inc-12-db-down>").incident == IncidentRef("C0123", "inc-12-db-down")
+    assert parse("summary <#C0123>").incident == IncidentRef("C0123", None)
+    command = parse("status identified #inc-12 the cache")
+    assert command.incident == IncidentRef(None, "inc-12")
+    assert command.text == "the cache"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("dance", "I don't know `dance`"),
+        ("status", "Which status?"),
+        ("status sleeping", "`sleeping` is not a status"),
+        ("sev 5", "Usage: `/incident sev 1-4`"),
+        ("sev", "Usage"),
+        ("role boss <@U1>", "`boss` is not a role"),
+        ("role commander alice", "@mention"),
+        ("update", "needs some text"),
+        ("timeline remove x", "write `add`"),
+        ("ack now please", "takes no arguments"),
+        ("escalate two words", "neither a service name nor an @mention"),
+    ],
+)
+def test_wrong_commands_say_what_is_wrong_and_how_to_write_it(text: str, fragment: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse(text)
+    assert fragment in str(caught.value)
+
+
+def test_help_lists_every_subcommand_with_an_example() -> None:
+    text = help_text()
+    for name in (
+        "declare",
+        "status",
+        "sev",
+        "ack",
+        "resolve",
+        "reopen",
+        "role",
+        "roles",
+        "escalate",
+        "update",
+        "timeline",
+        "summary",
+        "postmortem",
+    ):
+        assert f"/incident {name}" in text
