@@ -110,21 +110,25 @@ def render_card(incident: IncidentView) -> list[dict[str, Any]]:
                 f"{' in ' + source_label(incident.source) if incident.source != 'slack' else ''}?",
             )
         )
+    if incident.status is not Status.RESOLVED:
+        buttons.append(_button("Post update", ACTION_POST_UPDATE, incident.id))
+        buttons.append(_button("Escalate", ACTION_ESCALATE, incident.id))
     if buttons:
         blocks.append({"type": "actions", "block_id": f"incident-{incident.id}", "elements": buttons})
     return blocks
 
 
 def _button(
-    label: str, action_id: str, incident_id: int, *, style: str, confirm: str | None = None
+    label: str, action_id: str, incident_id: int, *, style: str | None = None, confirm: str | None = None
 ) -> dict[str, Any]:
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": label},
         "action_id": action_id,
         "value": str(incident_id),
-        "style": style,
     }
+    if style:
+        button["style"] = style
     if confirm:
         button["confirm"] = {
             "title": {"type": "plain_text", "text": "Are you sure?"},

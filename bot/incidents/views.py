@@ -20,6 +20,8 @@ from bot.incidents.response import TimelineItem, duration_text
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
+# Past this much text a reply is a wall nobody reads on a phone at 3 a.m.
+MAX_MESSAGE_TEXT = 12_000
 DECLARE_CALLBACK = "incident_declare"
 UPDATE_CALLBACK = "incident_update"
 
@@ -54,7 +56,8 @@ def fit(text: str, blocks: list[dict[str, Any]], file: FileReply) -> Reply:
     too_long = any(
         len(b.get("text", {}).get("text", "")) > MAX_SECTION for b in blocks if b["type"] == "section"
     )
-    if len(blocks) <= MAX_BLOCKS and not too_long:
+    total = sum(len(b.get("text", {}).get("text", "")) for b in blocks if b["type"] == "section")
+    if len(blocks) <= MAX_BLOCKS and not too_long and total <= MAX_MESSAGE_TEXT:
         return Reply(text=text, blocks=blocks)
     return Reply(text=f"{text} It is long, so it is attached as a file.", file=file)
 

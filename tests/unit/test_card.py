@@ -4,6 +4,8 @@ from typing import Any
 from bot.alerts.severity import Severity
 from bot.incidents.card import (
     ACTION_ACKNOWLEDGE,
+    ACTION_ESCALATE,
+    ACTION_POST_UPDATE,
     ACTION_RESOLVE,
     announcement,
     render_card,
@@ -52,11 +54,15 @@ def test_card_shows_what_a_responder_needs() -> None:
         assert expected in text
     assert "<@U1>, <@U2>" in text
     assert "ghost@acme.test" in text
-    assert buttons(blocks) == [ACTION_ACKNOWLEDGE, ACTION_RESOLVE]
+    assert buttons(blocks) == [ACTION_ACKNOWLEDGE, ACTION_RESOLVE, ACTION_POST_UPDATE, ACTION_ESCALATE]
 
 
 def test_buttons_follow_the_state() -> None:
-    assert buttons(render_card(view(status=Status.ACKNOWLEDGED))) == [ACTION_RESOLVE]
+    assert buttons(render_card(view(status=Status.ACKNOWLEDGED))) == [
+        ACTION_RESOLVE,
+        ACTION_POST_UPDATE,
+        ACTION_ESCALATE,
+    ]
     assert buttons(render_card(view(status=Status.RESOLVED))) == []
 
 
