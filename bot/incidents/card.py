@@ -98,10 +98,10 @@ def render_card(incident: IncidentView) -> list[dict[str, Any]]:
     )
     buttons: list[dict[str, Any]] = []
     if incident.status is Status.TRIGGERED:
-        buttons.append(_button("Acknowledge", ACTION_ACKNOWLEDGE, incident.id, style="primary"))
+        buttons.append(button("Acknowledge", ACTION_ACKNOWLEDGE, incident.id, style="primary"))
     if incident.status is not Status.RESOLVED:
         buttons.append(
-            _button(
+            button(
                 "Resolve",
                 ACTION_RESOLVE,
                 incident.id,
@@ -111,16 +111,17 @@ def render_card(incident: IncidentView) -> list[dict[str, Any]]:
             )
         )
     if incident.status is not Status.RESOLVED:
-        buttons.append(_button("Post update", ACTION_POST_UPDATE, incident.id))
-        buttons.append(_button("Escalate", ACTION_ESCALATE, incident.id))
+        buttons.append(button("Post update", ACTION_POST_UPDATE, incident.id))
+        buttons.append(button("Escalate", ACTION_ESCALATE, incident.id))
     if buttons:
         blocks.append({"type": "actions", "block_id": f"incident-{incident.id}", "elements": buttons})
     return blocks
 
 
-def _button(
+def button(
     label: str, action_id: str, incident_id: int, *, style: str | None = None, confirm: str | None = None
 ) -> dict[str, Any]:
+    """A button acting on one incident, optionally asking for confirmation."""
     button: dict[str, Any] = {
         "type": "button",
         "text": {"type": "plain_text", "text": label},

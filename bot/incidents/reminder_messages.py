@@ -19,6 +19,7 @@ from bot.incidents.card import (
     ACTION_ESCALATE,
     ACTION_POST_UPDATE,
     ACTION_SNOOZE,
+    button,
     clip,
     escape,
 )
@@ -72,27 +73,6 @@ def mention(user_id: str | None) -> str | None:
     return f"<@{user_id}>"
 
 
-def _button(
-    label: str, action_id: str, incident_id: int, *, style: str | None = None, confirm: str | None = None
-) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label},
-        "action_id": action_id,
-        "value": str(incident_id),
-    }
-    if style is not None:
-        button["style"] = style
-    if confirm is not None:
-        button["confirm"] = {
-            "title": {"type": "plain_text", "text": "Are you sure?"},
-            "text": {"type": "plain_text", "text": clip(confirm, 300)},
-            "confirm": {"type": "plain_text", "text": label},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        }
-    return button
-
-
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_TEXT)}}
 
@@ -127,8 +107,8 @@ def reminder_message(
             _section(f":alarm_clock: {text}"),
             _actions(
                 f"reminder-{incident.id}",
-                _button("Post update", ACTION_POST_UPDATE, incident.id, style="primary"),
-                _button(f"Snooze {format_minutes(snooze_minutes)} min", ACTION_SNOOZE, incident.id),
+                button("Post update", ACTION_POST_UPDATE, incident.id, style="primary"),
+                button(f"Snooze {format_minutes(snooze_minutes)} min", ACTION_SNOOZE, incident.id),
             ),
         ],
     )
@@ -168,7 +148,7 @@ def digest_message(incident: IncidentView, changes: Sequence[Change], now: datet
             _section(body),
             _actions(
                 f"digest-{incident.id}",
-                _button("Post update", ACTION_POST_UPDATE, incident.id, style="primary"),
+                button("Post update", ACTION_POST_UPDATE, incident.id, style="primary"),
             ),
         ],
     )
@@ -186,8 +166,8 @@ def nudge_message(incident: IncidentView, now: datetime) -> Message:
             _section(f":rotating_light: {text}\n{escape(clip(incident.title, 300))}"),
             _actions(
                 f"nudge-{incident.id}",
-                _button("Acknowledge", ACTION_ACKNOWLEDGE, incident.id, style="primary"),
-                _button(
+                button("Acknowledge", ACTION_ACKNOWLEDGE, incident.id, style="primary"),
+                button(
                     "Escalate",
                     ACTION_ESCALATE,
                     incident.id,

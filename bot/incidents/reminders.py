@@ -24,21 +24,18 @@ from bot.alerts.severity import Severity
 from bot.clock import Clock
 from bot.errors import IntegrationError, UserError
 from bot.incidents.model import IncidentView, Role, Status
-from bot.incidents.records import add_timeline, incident_of, lane
+from bot.incidents.records import INCIDENTS, ROLES, TIMELINE, add_timeline, incident_of, lane
 from bot.incidents.reminder_messages import Change, digest_message, nudge_message, reminder_message
 from bot.incidents.service import load_incident
 from bot.ports import ChatChannel
 from bot.settings import FirebellConfig
 from bot.store import jobs
 from bot.store.jobs import ClaimedJob
-from bot.store.tables import Incident, IncidentRole, TimelineEntry, UTCDateTime
+from bot.store.tables import UTCDateTime
 from bot.work.dispatch import JobHandler
 
 log = logging.getLogger(__name__)
 
-INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-ROLES = IncidentRole.__table__  # type: ignore[attr-defined]
-TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 
 # Job kinds carried out by ReminderEffects.
 REMIND = "remind"
