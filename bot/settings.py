@@ -8,7 +8,9 @@ severity mapping, channel naming) comes from ``firebell.toml``, whose path is
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -80,6 +82,8 @@ class WorkConfig(BaseModel):
     poll_seconds: float = Field(default=1.0, gt=0)
     max_backoff_seconds: float = Field(default=300.0, gt=0)
     lease_seconds: float = Field(default=30.0, ge=1)
+    # /incident commands acknowledged but still at work; more are refused at once.
+    max_commands_in_flight: int = Field(default=64, ge=1, le=10_000)
 
 
 class UpdatesConfig(BaseModel):
@@ -128,6 +132,77 @@ class LogConfig(BaseModel):
     level: str = "INFO"
 
 
+_DURATION_TEXT = re.compile(r"^\s*(\d+(\.\d+)?(ms|s|m|h|d)?\s*)+$")
+
+
+class ResourceThresholdsConfig(BaseModel):
+    """``[diagnostics.resources]``: when ``diag resources`` turns figures into warnings (percent)."""
+
+    model_config = {"extra": "forbid"}
+
+    cpu_busy_pct: float = Field(default=90.0, gt=0, le=100)
+    load_per_core: float = Field(default=1.5, gt=0)
+    memory_available_pct: float = Field(default=10.0, ge=0, le=100)
+    swap_used_pct: float = Field(default=50.0, ge=0, le=100)
+    disk_used_pct: float = Field(default=90.0, gt=0, le=100)
+    inodes_used_pct: float = Field(default=90.0, gt=0, le=100)
+    fds_used_pct: float = Field(default=80.0, gt=0, le=100)
+
+
+class DiagnosticsConfig(BaseModel):
+    """Guard for diagnostics asked for from Slack (``/incident diag``).
+
+    Slack is guarded by default: loopback, private, link-local and cloud
+    metadata addresses are refused. ``allow_hosts`` (``example.com``,
+    ``*.example.com``) restricts probes to matching hosts when non-empty;
+    ``allow_cidrs`` opens address ranges (internal services) that would
+    otherwise be refused. The command line (``firebell diag``) trusts its
+    operator and takes the same rules as flags instead.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    allow_hosts: list[str] = Field(default_factory=list)
+    allow_cidrs: list[str] = Field(default_factory=list)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    max_count: int = Field(default=50, ge=1, le=1000)
+
+    # diag timeouts / resources: defaults for the command-line flags.
+    app_timeout: str | None = None
+    app_keepalive_timeout: str | None = None
+    nginx_config: str | None = None
+    haproxy_config: str | None = None
+    prometheus_url: str | None = None
+    resources: ResourceThresholdsConfig = Field(default_factory=ResourceThresholdsConfig)
+
+    @field_validator("app_timeout", "app_keepalive_timeout")
+    @classmethod
+    def _durations(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION_TEXT.match(value):
+            raise ValueError(f"{value!r} is not a duration such as 90s, 1m30s or 1500ms")
+        return value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str]) -> list[str]:
+        label = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+        pattern = re.compile(rf"^(\*\.)?{label}(\.{label})*\.?$")
+        bad = [host for host in value if not pattern.match(host.strip().lower())]
+        if bad:
+            raise ValueError(f"allow_hosts entries must look like example.com or *.example.com, not {bad}")
+        return value
+
+    @field_validator("allow_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"allow_cidrs: {cidr!r} is not a network such as 10.0.0.0/8") from exc
+        return value
+
+
 class FirebellConfig(BaseModel):
     """The contents of ``firebell.toml``."""
 
@@ -141,6 +216,7 @@ class FirebellConfig(BaseModel):
     log: LogConfig = Field(default_factory=LogConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig()
@@ -179,6 +255,19 @@ class Settings(BaseSettings):
 
     alertmanager_webhook_token: str | None = Field(
         default=None, validation_alias="ALERTMANAGER_WEBHOOK_TOKEN"
+    )
+
+    uptimerobot_api_key: str | None = Field(default=None, validation_alias="UPTIMEROBOT_API_KEY")
+    uptimerobot_api_url: str = Field(
+        default="https://api.uptimerobot.com/v2", validation_alias="UPTIMEROBOT_API_URL"
+    )
+    pingdom_api_token: str | None = Field(default=None, validation_alias="PINGDOM_API_TOKEN")
+    pingdom_api_url: str = Field(
+        default="https://api.pingdom.com/api/3.1", validation_alias="PINGDOM_API_URL"
+    )
+    statuscake_api_token: str | None = Field(default=None, validation_alias="STATUSCAKE_API_TOKEN")
+    statuscake_api_url: str = Field(
+        default="https://api.statuscake.com/v1", validation_alias="STATUSCAKE_API_URL"
     )
 
     smtp_url: str | None = Field(default=None, validation_alias="FIREBELL_SMTP_URL")

@@ -44,6 +44,7 @@ from bot.work.ingest import IngestLoop
 from bot.work.intake import DeliveryWriter
 from bot.work.worker import JobWorker
 from handlers.scheduler import TickScheduler
+from handlers.slack_auth import BotAuthorization
 from handlers.slack_listeners import build_bolt_app
 from handlers.web import create_web_app
 
@@ -73,6 +74,7 @@ class Firebell:
     pagers: dict[str, Pager]
     worker: JobWorker | None
     bolt: AsyncApp | None
+    slack_auth: BotAuthorization | None
     reminders: ReminderService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -119,6 +121,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     chat: ChatChannel | None = None
     worker: JobWorker | None = None
     bolt: AsyncApp | None = None
+    slack_auth: BotAuthorization | None = None
     web_client = None
     if settings.slack_bot_token:
         web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url, ssl_context)
@@ -156,8 +159,15 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     commands = IncidentCommands(engine, service, response, config, clock, chat, on_jobs)
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None
+        slack_auth = BotAuthorization(web_client)
         bolt = build_bolt_app(
-            settings.slack_signing_secret, web_client, commands, chat, config, snooze=reminders.snooze
+            settings.slack_signing_secret,
+            web_client,
+            commands,
+            chat,
+            config,
+            snooze=reminders.snooze,
+            authorization=slack_auth,
         )
     return Firebell(
         settings=settings,
@@ -173,6 +183,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         pagers=pagers,
         worker=worker,
         bolt=bolt,
+        slack_auth=slack_auth,
         reminders=reminders,
     )
 
@@ -191,6 +202,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
             "Neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set: "
             "buttons and commands from Slack are refused; channels and cards still go out."
         )
+    if firebell.slack_auth is not None:
+        loops.append(firebell.slack_auth.warm())
     firebell.tasks = [asyncio.create_task(loop) for loop in loops]
     socket_mode = None
     if firebell.bolt is not None and firebell.settings.slack_app_token:

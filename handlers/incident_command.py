@@ -23,6 +23,38 @@ from bot.ports import ChatChannel
 from bot.settings import FirebellConfig
 from handlers.slack_errors import answer_failures
 
+BUSY = (
+    ":hourglass_flowing_sand: firebell is busy with other commands and did nothing with this one. "
+    "Please run `/incident {text}` again in a minute."
+)
+
+
+class CommandSlots:
+    """Bounds the commands between their acknowledgement and the end of their
+    database work.
+
+    The acknowledgement goes out before the work, so nothing else stops a
+    burst from queueing thousands of commands behind the database: they wait
+    for a pooled connection until it times out, starve the job worker of
+    connections, and the growing heap makes every full garbage collection stop
+    the event loop (acknowledgements included) for longer. Past the limit a
+    command is refused in its own acknowledgement: at once, having changed
+    nothing, so the responder knows to try again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def take(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def give(self) -> None:
+        self.in_use -= 1
+
 
 def command_actor(body: dict[str, Any]) -> Actor:
     return Actor(
@@ -38,6 +70,7 @@ async def handle_incident_command(
     commands: IncidentCommands,
     chat: ChatChannel,
     config: FirebellConfig,
+    slots: CommandSlots | None = None,
 ) -> None:
     try:
         command = parse(str(body.get("text", "")))
@@ -47,11 +80,15 @@ async def handle_incident_command(
     if command.name == "help":
         await ack(response_type="ephemeral", text=help_text())
         return
-    await ack()
     if command.name == "declare":
+        await ack()
         await answer_failures(respond, open_declare_form(command, body, client, commands, config))
         return
-    await answer_failures(respond, run_and_deliver(command, body, respond, commands, chat))
+    if slots is not None and not slots.take():
+        await ack(response_type="ephemeral", text=BUSY.format(text=str(body.get("text", "")).strip()))
+        return
+    await ack()
+    await answer_failures(respond, run_and_deliver(command, body, respond, commands, chat, slots))
 
 
 async def open_declare_form(
@@ -75,8 +112,14 @@ async def run_and_deliver(
     respond: AsyncRespond,
     commands: IncidentCommands,
     chat: ChatChannel,
+    slots: CommandSlots | None = None,
 ) -> None:
-    await deliver(await run(command, body, commands), body, respond, chat)
+    try:
+        reply = await run(command, body, commands)
+    finally:
+        if slots is not None:
+            slots.give()  # answering waits on Slack, not on the database
+    await deliver(reply, body, respond, chat)
 
 
 async def run(command: Command, body: dict[str, Any], commands: IncidentCommands) -> Reply:

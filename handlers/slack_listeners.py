@@ -29,7 +29,8 @@ from bot.incidents.response import Declaration
 from bot.incidents.views import DECLARE_CALLBACK, UPDATE_CALLBACK
 from bot.ports import ChatChannel
 from bot.settings import FirebellConfig
-from handlers.incident_command import handle_incident_command
+from handlers.incident_command import CommandSlots, handle_incident_command
+from handlers.slack_auth import BotAuthorization
 from handlers.slack_errors import answer_failures, failure_message
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def build_bolt_app(
     chat: ChatChannel,
     config: FirebellConfig,
     snooze: Snooze | None = None,
+    authorization: BotAuthorization | None = None,
 ) -> AsyncApp:
     """The Bolt app. Without a signing secret it serves Socket Mode only (the
     HTTP route refuses Slack requests it cannot verify)."""
@@ -76,13 +78,15 @@ def build_bolt_app(
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,
         raise_error_for_unhandled_request=False,
+        authorize=authorization.authorize if authorization is not None else None,
     )
+    slots = CommandSlots(config.work.max_commands_in_flight)
 
     @app.command("/incident")
     async def incident(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        await handle_incident_command(ack, body, respond, client, commands, chat, config)
+        await handle_incident_command(ack, body, respond, client, commands, chat, config, slots)
 
     @app.action(ACTION_ACKNOWLEDGE)
     async def acknowledge(ack: AsyncAck, body: dict[str, Any]) -> None:
