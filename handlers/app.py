@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 from fastapi import FastAPI
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts.severity import SeverityMapping, default_severity_mapping
@@ -42,6 +44,7 @@ from bot.tls import client_ssl_context
 from bot.work.dispatch import JobDispatcher
 from bot.work.ingest import IngestLoop
 from bot.work.intake import DeliveryWriter
+from bot.work.priority import IntakePriority
 from bot.work.worker import JobWorker
 from handlers.scheduler import TickScheduler
 from handlers.slack_auth import BotAuthorization
@@ -75,6 +78,7 @@ class Firebell:
     worker: JobWorker | None
     bolt: AsyncApp | None
     slack_auth: BotAuthorization | None
+    slack_client: AsyncWebClient | None
     reminders: ReminderService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -117,12 +121,13 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             settings.opsgenie_api_key, settings.opsgenie_api_url, ssl_context, schedule_for
         )
 
+    priority = IntakePriority()
     jobs = JobQueue(engine, identity, lease=timedelta(seconds=config.work.lease_seconds))
     chat: ChatChannel | None = None
     worker: JobWorker | None = None
     bolt: AsyncApp | None = None
     slack_auth: BotAuthorization | None = None
-    web_client = None
+    web_client: AsyncWebClient | None = None
     if settings.slack_bot_token:
         web_client = make_web_client(settings.slack_bot_token, settings.slack_api_url, ssl_context)
         chat = SlackChat(web_client, metrics)
@@ -137,6 +142,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             concurrency=config.work.concurrency,
             poll_seconds=config.work.poll_seconds,
             max_backoff=config.work.max_backoff_seconds,
+            priority=priority,
         )
 
     def on_jobs() -> None:
@@ -152,8 +158,9 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         on_jobs,
         poll_seconds=config.work.poll_seconds,
         lease=timedelta(seconds=config.work.lease_seconds),
+        priority=priority,
     )
-    writer = DeliveryWriter(engine, clock, ingest.wake)
+    writer = DeliveryWriter(engine, clock, ingest.wake, priority)
     reminders = ReminderService(engine, clock, config, on_jobs)
     response = ResponseService(config, clock, service)
     commands = IncidentCommands(engine, service, response, config, clock, chat, on_jobs)
@@ -184,6 +191,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         worker=worker,
         bolt=bolt,
         slack_auth=slack_auth,
+        slack_client=web_client,
         reminders=reminders,
     )
 
@@ -202,6 +210,10 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
             "Neither SLACK_SIGNING_SECRET (HTTP mode) nor SLACK_APP_TOKEN (Socket Mode) is set: "
             "buttons and commands from Slack are refused; channels and cards still go out."
         )
+    if firebell.slack_client is not None:
+        # One session for all Web API calls: connections (and TLS handshakes)
+        # are reused instead of opened for every call.
+        firebell.slack_client.session = aiohttp.ClientSession()
     if firebell.slack_auth is not None:
         loops.append(firebell.slack_auth.warm())
     firebell.tasks = [asyncio.create_task(loop) for loop in loops]
@@ -228,6 +240,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
             close = getattr(pager, "aclose", None)
             if close is not None:
                 await close()
+        if firebell.slack_client is not None and firebell.slack_client.session is not None:
+            await firebell.slack_client.session.close()
         await firebell.engine.dispose()
 
 

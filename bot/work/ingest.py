@@ -21,6 +21,7 @@ from bot.incidents.service import IncidentService, Outcome
 from bot.metrics import Metrics
 from bot.store.database import dialect_insert
 from bot.store.tables import Delivery, Lease
+from bot.work.priority import IntakePriority
 from bot.work.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 LEASES = Lease.__table__  # type: ignore[attr-defined]
 LEASE_NAME = "ingest"
-BATCH = 200
+# Small batches keep SQLite's write lock short for the webhook writer.
+BATCH = 50
 
 
 class IngestLoop:
@@ -43,6 +45,7 @@ class IngestLoop:
         *,
         poll_seconds: float,
         lease: timedelta = timedelta(seconds=30),
+        priority: IntakePriority | None = None,
     ) -> None:
         self._engine = engine
         self._service = service
@@ -53,6 +56,7 @@ class IngestLoop:
         self._poll = poll_seconds
         self._lease = lease
         self._wake = Wakeup()
+        self._priority = priority or IntakePriority()
         self._insert = dialect_insert(engine)
 
     def wake(self) -> None:
@@ -61,6 +65,7 @@ class IngestLoop:
     async def run(self) -> None:
         while True:
             self._wake.clear()
+            await self._priority.wait_turn()
             try:
                 applied = await self.drain_once()
             except Exception:

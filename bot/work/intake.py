@@ -20,6 +20,7 @@ from bot.alerts.event import AlertEvent, event_to_dict
 from bot.clock import Clock
 from bot.store.database import dialect_insert
 from bot.store.tables import Delivery
+from bot.work.priority import IntakePriority
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +39,30 @@ class _Pending:
 class DeliveryWriter:
     """Group-commits deliveries; ``store`` returns True for a new delivery."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        on_commit: Callable[[], None],
+        priority: IntakePriority | None = None,
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._on_commit = on_commit
+        self._priority = priority or IntakePriority()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._insert = dialect_insert(engine)
+        # Executed with a list of rows (SQLAlchemy's "insertmanyvalues"), the
+        # statement is compiled once and cached; a multi-row .values(rows)
+        # statement is never cached and would be compiled for every batch.
+        self._statement = (
+            dialect_insert(engine)(DELIVERIES)
+            .on_conflict_do_nothing(index_elements=["source", "delivery_key"])
+            .returning(DELIVERIES.c.source, DELIVERIES.c.delivery_key)
+        )
 
     async def store(self, source: str, delivery_key: str, events: Sequence[AlertEvent]) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._priority.intake_active()
         body = json.dumps([event_to_dict(e) for e in events], separators=(",", ":"))
         await self._queue.put(_Pending(source, delivery_key, body, future))
         return await future
@@ -86,12 +102,6 @@ class DeliveryWriter:
             {"source": p.source, "delivery_key": p.delivery_key, "received_at": now, "events": p.events}
             for p in batch
         ]
-        statement = (
-            self._insert(DELIVERIES)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["source", "delivery_key"])
-            .returning(DELIVERIES.c.source, DELIVERIES.c.delivery_key)
-        )
         async with self._engine.begin() as connection:
-            result = await connection.execute(statement)
+            result = await connection.execute(self._statement, rows)
             return {(r.source, r.delivery_key) for r in result}

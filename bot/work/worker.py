@@ -15,6 +15,7 @@ from bot.clock import Clock
 from bot.errors import IntegrationError
 from bot.metrics import Metrics
 from bot.store.jobs import ClaimedJob, JobQueue
+from bot.work.priority import IntakePriority
 from bot.work.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class JobWorker:
         concurrency: int,
         poll_seconds: float,
         max_backoff: float,
+        priority: IntakePriority | None = None,
     ) -> None:
         self._queue = queue
         self._runner = runner
@@ -49,6 +51,7 @@ class JobWorker:
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._wake = Wakeup()
+        self._priority = priority or IntakePriority()
         self._running: dict[asyncio.Task[None], int] = {}
         self._renewed_at = 0.0
 
@@ -63,6 +66,7 @@ class JobWorker:
                 room = self._concurrency - len(self._running)
                 claimed: list[ClaimedJob] = []
                 if room > 0:
+                    await self._priority.wait_turn()
                     try:
                         claimed = await self._queue.claim(self._clock.now(), room)
                     except Exception:
