@@ -12,7 +12,7 @@ import asyncio
 
 
 class IntakePriority:
-    def __init__(self, quiet: float = 0.02, max_wait: float = 0.25) -> None:
+    def __init__(self, quiet: float = 0.02, max_wait: float = 0.5) -> None:
         self._quiet = quiet
         self._max_wait = max_wait
         self._last_intake = float("-inf")
