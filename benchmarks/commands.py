@@ -60,7 +60,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -213,25 +212,12 @@ class Command:
 def slash_command(
     text: str, *, user_id: str, user_name: str, channel_id: str, response_url: str
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and signed headers of ``/incident <text>`` as Slack posts it
-    (the same form fields as ``tests.harness.SlackClient.command``)."""
-    from tests.harness import slack_signature_headers
+    """The body and signed headers of ``/incident <text>`` as Slack posts it."""
+    from tests.harness import slack_signature_headers, slash_command_body
 
-    fields = {
-        "token": "legacy",
-        "team_id": "T0001",
-        "team_domain": "acme",
-        "channel_id": channel_id,
-        "channel_name": "whatever",
-        "user_id": user_id,
-        "user_name": user_name,
-        "command": "/incident",
-        "text": text,
-        "api_app_id": "A0001",
-        "response_url": response_url,
-        "trigger_id": f"trigger-{time.monotonic_ns()}",
-    }
-    body = urllib.parse.urlencode(fields).encode()
+    body = slash_command_body(
+        text, user_id=user_id, user_name=user_name, channel_id=channel_id, response_url=response_url
+    )
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         **slack_signature_headers(body, SIGNING_SECRET),

@@ -229,6 +229,27 @@ class FirebellProcess:
             self._process = None
 
 
+def slash_command_body(
+    text: str, *, user_id: str, user_name: str, channel_id: str, response_url: str
+) -> bytes:
+    """``/incident <text>`` as Slack posts it: form fields, URL-encoded."""
+    fields = {
+        "token": "legacy",
+        "team_id": "T0001",
+        "team_domain": "acme",
+        "channel_id": channel_id,
+        "channel_name": "whatever",
+        "user_id": user_id,
+        "user_name": user_name,
+        "command": "/incident",
+        "text": text,
+        "api_app_id": "A0001",
+        "response_url": response_url,
+        "trigger_id": f"trigger-{time.monotonic_ns()}",
+    }
+    return urllib.parse.urlencode(fields).encode()
+
+
 class SlackClient:
     """Sends what Slack sends to firebell's ``/slack/events``, signed: slash
     commands, button clicks, form submissions and events."""
@@ -247,21 +268,9 @@ class SlackClient:
     ) -> tuple[httpx.Response, str]:
         """``/incident <text>``; returns the HTTP answer and the command's response_url."""
         response_url = self._new_response_url()
-        fields = {
-            "token": "legacy",
-            "team_id": "T0001",
-            "team_domain": "acme",
-            "channel_id": channel_id,
-            "channel_name": "whatever",
-            "user_id": user_id,
-            "user_name": user_name,
-            "command": "/incident",
-            "text": text,
-            "api_app_id": "A0001",
-            "response_url": response_url,
-            "trigger_id": f"trigger-{time.monotonic_ns()}",
-        }
-        body = urllib.parse.urlencode(fields).encode()
+        body = slash_command_body(
+            text, user_id=user_id, user_name=user_name, channel_id=channel_id, response_url=response_url
+        )
         return self._post(body, "application/x-www-form-urlencoded"), response_url
 
     def click(
