@@ -69,6 +69,9 @@ def _link(url: str | None, label: str) -> str:
 def render_card(incident: IncidentView) -> list[dict[str, Any]]:
     """The incident card's blocks, buttons according to the state."""
     status = f"{STATUS_EMOJI[incident.status]} {incident.status.value.capitalize()}"
+    if incident.phase.value != incident.status.value:
+        # Where the response stands (investigating, identified, monitoring).
+        status += f" · {incident.phase.value}"
     fields = [
         f"*Severity*\n{incident.severity.label}",
         f"*Status*\n{status}",

@@ -85,3 +85,10 @@ def test_topic_has_severity_status_and_service() -> None:
 def test_long_titles_fit_slack_limits() -> None:
     blocks = render_card(view(title="x" * 5000))
     assert len(blocks[0]["text"]["text"]) <= 150
+
+
+def test_card_shows_the_response_phase() -> None:
+    from bot.incidents.model import Phase
+
+    text = str(render_card(view(status=Status.ACKNOWLEDGED, phase=Phase.IDENTIFIED)))
+    assert "Acknowledged · identified" in text
