@@ -149,6 +149,9 @@ class ResourceThresholdsConfig(BaseModel):
     fds_used_pct: float = Field(default=80.0, gt=0, le=100)
 
 
+_LOG_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
 class DiagnosticsConfig(BaseModel):
     """Guard for diagnostics asked for from Slack (``/incident diag``).
 
@@ -174,6 +177,24 @@ class DiagnosticsConfig(BaseModel):
     haproxy_config: str | None = None
     prometheus_url: str | None = None
     resources: ResourceThresholdsConfig = Field(default_factory=ResourceThresholdsConfig)
+    log_sources: dict[str, list[str]] = Field(default_factory=dict)
+    """``/incident diag logs NAME``: access logs by name (files or globs), set by
+    the operator. Slack users pick a name; they never give a path."""
+
+    @field_validator("log_sources")
+    @classmethod
+    def _log_sources(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, paths in value.items():
+            if not _LOG_SOURCE_NAME.match(name):
+                raise ValueError(
+                    f"log_sources: {name!r} must be a name such as web or api-eu (letters, digits, - _ .)"
+                )
+            if not paths:
+                raise ValueError(f"log_sources.{name}: list at least one file or glob")
+            bad = [path for path in paths if not os.path.isabs(path)]
+            if bad:
+                raise ValueError(f"log_sources.{name}: paths must be absolute, not {bad}")
+        return value
 
     @field_validator("app_timeout", "app_keepalive_timeout")
     @classmethod

@@ -163,7 +163,9 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     writer = DeliveryWriter(engine, clock, ingest.wake, priority)
     reminders = ReminderService(engine, clock, config, on_jobs)
     response = ResponseService(config, clock, service)
-    commands = IncidentCommands(engine, service, response, config, clock, chat, on_jobs)
+    commands = IncidentCommands(
+        engine, service, response, config, clock, chat, on_jobs, ssl_cert_file=settings.ssl_cert_file
+    )
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None
         slack_auth = BotAuthorization(web_client)

@@ -165,6 +165,11 @@ async def run(command: Command, body: dict[str, Any], commands: IncidentCommands
         return await commands.summary(incident.id)
     if name == "postmortem":
         return await commands.postmortem(incident.id)
+    if name == "diag":
+        if command.diag_kind == "http":
+            return await commands.diagnose_http(incident.id, command.urls, command.count, actor)
+        assert command.log_name is not None
+        return await commands.diagnose_logs(incident.id, command.log_name, actor)
     raise UserError(f"`{name}` cannot be run here.")
 
 

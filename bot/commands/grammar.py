@@ -58,12 +58,19 @@ USAGES: dict[str, Usage] = {
     ),
     "summary": Usage("summary", "what a newcomer needs to know", "/incident summary"),
     "postmortem": Usage("postmortem", "a postmortem draft, as a Markdown file", "/incident postmortem"),
+    "diag": Usage(
+        "diag http URL… [--count N] | diag logs NAME",
+        "probe URLs (status, CDN, TLS, verdict) or read a configured access log; posted and timelined",
+        "/incident diag http https://shop.example/ --count 10",
+    ),
 }
 ALIASES = {"severity": "sev", "acknowledge": "ack", "resolved": "resolve", "?": "help", "new": "declare"}
 
 _CHANNEL = re.compile(r"<#(?P<id>C[A-Z0-9]+)(?:\|(?P<name>[^>]*))?>")
 _HASH_NAME = re.compile(r"(?<!\S)#(?P<name>[a-z0-9][a-z0-9_-]*)")
 _USER = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_SLACK_LINK = re.compile(r"^<(?P<url>[^<>|]+)(?:\|[^<>]*)?>$")
+MAX_DIAG_URLS = 10
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class Command:
     service: str | None = None
     add: bool = False
     incident: IncidentRef | None = None
+    diag_kind: str | None = None
+    """``http`` or ``logs`` for ``diag``."""
+    urls: tuple[str, ...] = ()
+    count: int = 1
+    log_name: str | None = None
 
     @property
     def needs_incident(self) -> bool:
@@ -169,11 +181,68 @@ def _parse_args(name: str, rest: str) -> Command:
         if first.lower() != "add" or not tail:
             raise usage_error(name, "To add to the timeline, write `add` and the text.")
         return Command(name, add=True, text=tail)
+    if name == "diag":
+        return _parse_diag(first.lower(), tail)
     if name in ("resolve",):
         return Command(name, text=rest)
     if rest:
         raise usage_error(name, f"`{name}` takes no arguments, but got `{rest}`.")
     return Command(name)
+
+
+def unwrap_url(token: str) -> str:
+    """Slack sends links as ``<https://x|x>`` or ``<https://x>``: the URL inside."""
+    match = _SLACK_LINK.match(token)
+    url = match["url"] if match else token
+    return url.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _parse_diag(kind: str, rest: str) -> Command:
+    if kind == "http":
+        return _parse_diag_http(rest)
+    if kind == "logs":
+        words = rest.split()
+        if len(words) != 1:
+            problem = (
+                "Name one configured log source." if not words else f"`{rest}` is not one log source name."
+            )
+            raise usage_error("diag", problem)
+        return Command("diag", diag_kind="logs", log_name=words[0])
+    raise usage_error(
+        "diag", f"`{kind}` is not a diagnosis; use `http` or `logs`." if kind else "Which diagnosis?"
+    )
+
+
+def _parse_diag_http(rest: str) -> Command:
+    urls: list[str] = []
+    count: int | None = None
+    words = rest.split()
+    index = 0
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--count" or word.startswith("--count="):
+            if count is not None:
+                raise usage_error("diag", "Give `--count` once.")
+            if word == "--count":
+                if index >= len(words):
+                    raise usage_error("diag", "`--count` needs a number.")
+                value = words[index]
+                index += 1
+            else:
+                value = word.removeprefix("--count=")
+            if not value.isdigit() or int(value) < 1:
+                raise usage_error("diag", f"`{value}` is not a count (a whole number from 1).")
+            count = int(value)
+        elif word.startswith("-"):
+            raise usage_error("diag", f"`{word}` is not an option here; only `--count N` is.")
+        else:
+            urls.append(unwrap_url(word))
+    if not urls:
+        raise usage_error("diag", "Which URL? Give at least one.")
+    if len(urls) > MAX_DIAG_URLS:
+        raise usage_error("diag", f"At most {MAX_DIAG_URLS} URLs at once, not {len(urls)}.")
+    return Command("diag", diag_kind="http", urls=tuple(urls), count=count or 1)
 
 
 def help_text() -> str:

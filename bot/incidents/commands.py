@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.severity import Severity
 from bot.clock import Clock
 from bot.commands.grammar import IncidentRef
+from bot.diagnostics import chat as diag_chat
 from bot.errors import UserError
 from bot.incidents.model import Actor, IncidentView, Phase, Role, Status
 from bot.incidents.postmortem import render_postmortem
@@ -84,8 +85,10 @@ class IncidentCommands:
         clock: Clock,
         chat: ChatChannel | None,
         on_jobs: Callable[[], None],
+        ssl_cert_file: str | None = None,
     ) -> None:
         self._engine = engine
+        self._ssl_cert_file = ssl_cert_file
         self._service = service
         self._response = response
         self._config = config
@@ -168,6 +171,24 @@ class IncidentCommands:
     ) -> None:
         async with self._engine.begin() as connection:
             await self._response.add_note(connection, incident_id, text, actor, at=at, kind=kind)
+
+    # -- diagnostics ---------------------------------------------------------
+
+    async def diagnose_http(self, incident_id: int, urls: Sequence[str], count: int, actor: Actor) -> Reply:
+        """Probe URLs (guarded for chat) and record the verdicts on the timeline."""
+        reply = await diag_chat.run_http(self._config, self._ssl_cert_file, urls, count)
+        await self._record_diagnosis(incident_id, f"diag http {' '.join(urls)}", reply, actor)
+        return reply
+
+    async def diagnose_logs(self, incident_id: int, name: str, actor: Actor) -> Reply:
+        """Analyse a configured access log and record the summary on the timeline."""
+        reply = await diag_chat.run_logs(self._config, name)
+        await self._record_diagnosis(incident_id, f"diag logs {name}", reply, actor)
+        return reply
+
+    async def _record_diagnosis(self, incident_id: int, what: str, reply: Reply, actor: Actor) -> None:
+        text = f"{what}\n{diag_chat.plain(reply.text)}"
+        await self.add_to_timeline(incident_id, text[:3000], actor, kind="diag")
 
     async def declare(self, declaration: Declaration, actor: Actor) -> int:
         await self.permissions.require("declare", actor)

@@ -88,3 +88,57 @@ def test_help_lists_every_subcommand_with_an_example() -> None:
         "postmortem",
     ):
         assert f"/incident {name}" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "urls", "count"),
+    [
+        ("diag http https://shop.example/", ("https://shop.example/",), 1),
+        ("diag http <https://shop.example/|shop.example>", ("https://shop.example/",), 1),
+        ("diag http <https://a.example/x?a=1&amp;b=2> --count 5", ("https://a.example/x?a=1&b=2",), 5),
+        (
+            "DIAG HTTP --count=3 <https://a.example/> b.example",
+            ("https://a.example/", "b.example"),
+            3,
+        ),
+    ],
+)
+def test_diag_http(text: str, urls: tuple[str, ...], count: int) -> None:
+    command = parse(text)
+    assert (command.name, command.diag_kind, command.urls, command.count) == ("diag", "http", urls, count)
+    assert command.needs_incident
+
+
+def test_diag_logs_takes_one_name() -> None:
+    command = parse("diag logs web")
+    assert (command.diag_kind, command.log_name, command.urls) == ("logs", "web", ())
+    # Any single word parses; only configured names run (checked when run).
+    assert parse("diag logs /etc/passwd").log_name == "/etc/passwd"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("diag", "Which diagnosis?"),
+        ("diag dns example.com", "`dns` is not a diagnosis"),
+        ("diag http", "Which URL?"),
+        ("diag http --count 3", "Which URL?"),
+        ("diag http https://x.example --count", "`--count` needs a number"),
+        ("diag http https://x.example --count zero", "`zero` is not a count"),
+        ("diag http https://x.example --count 0", "`0` is not a count"),
+        ("diag http https://x.example --count 2 --count 3", "`--count` once"),
+        ("diag http https://x.example --insecure", "`--insecure` is not an option"),
+        ("diag http " + " ".join(f"https://{i}.example" for i in range(11)), "At most 10 URLs"),
+        ("diag logs", "Name one configured log source"),
+        ("diag logs web api", "is not one log source name"),
+    ],
+)
+def test_diag_usage_errors(text: str, problem: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse(text)
+    assert problem in str(caught.value)
+    assert "Usage: `/incident diag http URL… [--count N] | diag logs NAME`" in str(caught.value)
+
+
+def test_help_lists_diag() -> None:
+    assert "diag http URL…" in help_text()
