@@ -40,4 +40,4 @@ def configure_logging(*, json_format: bool, level: str) -> None:
     root.setLevel(level.upper())
     # Per-request access lines would drown the incident story at 3 a.m.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

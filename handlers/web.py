@@ -27,6 +27,22 @@ MAX_BODY = 1024 * 1024
 SLACK_CHECK_TTL = 60.0
 
 
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None past MAX_BODY: read as it streams in, so an endless
+    body is cut off instead of held in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_web_app(
     firebell: Firebell, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]]
 ) -> FastAPI:
@@ -51,8 +67,8 @@ def create_web_app(
                 {"error": f"unknown source {source!r}; use one of {sorted(firebell.sources)}"},
                 status_code=404,
             )
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _read_limited(request)
+        if body is None:
             firebell.metrics.deliveries.labels(source, "invalid").inc()
             return JSONResponse({"error": "body larger than 1 MiB"}, status_code=413)
         try:

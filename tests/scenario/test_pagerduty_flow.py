@@ -95,6 +95,10 @@ def test_signature_rotation_bad_signatures_and_malformed_bodies(
     wrong_shape = send_pagerduty(firebell, b'{"event": {"id": "x"}}', secret="new-secret")
     assert wrong_shape.status_code == 400 and "event_type" in wrong_shape.json()["error"]
 
+    huge = b'{"event": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    too_big = send_pagerduty(firebell, huge, secret="new-secret")
+    assert too_big.status_code == 413 and "1 MiB" in too_big.json()["error"]
+
     firebell.wait_until(lambda: len(slack.calls("conversations.create")) == 2)
     assert firebell.sql("select count(*) from deliveries")[0][0] == 2
     assert httpx.get(f"{firebell.url}/healthz").status_code == 200
