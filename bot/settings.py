@@ -150,6 +150,45 @@ class ResourceThresholdsConfig(BaseModel):
 
 
 _LOG_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SSH_PREFIX = "ssh://"
+# ssh://[user@]host[:port]/absolute/path — the path is taken literally (no
+# percent-decoding, no shell): it goes to the server as one SFTP file name.
+_SSH_SOURCE = re.compile(
+    r"^ssh://(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)$",
+    re.DOTALL,
+)
+
+
+class SshLogSource(BaseModel):
+    """One remote log file (or glob) from a ``log_sources`` ``ssh://`` entry."""
+
+    model_config = {"frozen": True}
+
+    user: str | None
+    host: str
+    port: int
+    path: str
+
+    @property
+    def label(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.host}:{self.port}"
+
+
+def parse_ssh_source(entry: str) -> SshLogSource:
+    """``ssh://[user@]host[:port]/path`` → its parts; ``ValueError`` with a clear message otherwise."""
+    match = _SSH_SOURCE.match(entry)
+    if not match:
+        raise ValueError(f"{entry!r} is not ssh://[user@]host[:port]/absolute/path")
+    path = match["path"]
+    if "\x00" in path or "\n" in path or path.startswith("//"):
+        raise ValueError(f"{entry!r}: the remote path must be a plain absolute path")
+    port = int(match["port"] or 22)
+    if not 0 < port < 65536:
+        raise ValueError(f"{entry!r}: port must be 1-65535")
+    return SshLogSource(user=match["user"], host=match["host"].strip("[]"), port=port, path=path)
 
 
 class DiagnosticsConfig(BaseModel):
@@ -179,7 +218,14 @@ class DiagnosticsConfig(BaseModel):
     resources: ResourceThresholdsConfig = Field(default_factory=ResourceThresholdsConfig)
     log_sources: dict[str, list[str]] = Field(default_factory=dict)
     """``/incident diag logs NAME``: access logs by name (files or globs), set by
-    the operator. Slack users pick a name; they never give a path."""
+    the operator. Slack users pick a name; they never give a path. An entry may
+    also be ``ssh://[user@]host[:port]/absolute/path`` for a log on a remote host."""
+    ssh_known_hosts: str | None = None
+    """known_hosts file that ``ssh://`` log sources' host keys are checked against
+    (default ``~/.ssh/known_hosts``); hosts not listed there are refused."""
+    ssh_key_file: str | None = None
+    """Private key for ``ssh://`` log sources; without it the SSH agent and the
+    default keys in ``~/.ssh`` are tried."""
 
     @field_validator("log_sources")
     @classmethod
@@ -191,7 +237,13 @@ class DiagnosticsConfig(BaseModel):
                 )
             if not paths:
                 raise ValueError(f"log_sources.{name}: list at least one file or glob")
-            bad = [path for path in paths if not os.path.isabs(path)]
+            for path in paths:
+                if path.startswith(SSH_PREFIX):
+                    try:
+                        parse_ssh_source(path)
+                    except ValueError as exc:
+                        raise ValueError(f"log_sources.{name}: {exc}") from None
+            bad = [path for path in paths if not path.startswith(SSH_PREFIX) and not os.path.isabs(path)]
             if bad:
                 raise ValueError(f"log_sources.{name}: paths must be absolute, not {bad}")
         return value

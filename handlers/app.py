@@ -164,7 +164,15 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     reminders = ReminderService(engine, clock, config, on_jobs)
     response = ResponseService(config, clock, service)
     commands = IncidentCommands(
-        engine, service, response, config, clock, chat, on_jobs, ssl_cert_file=settings.ssl_cert_file
+        engine,
+        service,
+        response,
+        config,
+        clock,
+        chat,
+        on_jobs,
+        ssl_cert_file=settings.ssl_cert_file,
+        settings=settings,
     )
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None

@@ -168,6 +168,13 @@ async def run(command: Command, body: dict[str, Any], commands: IncidentCommands
     if name == "diag":
         if command.diag_kind == "http":
             return await commands.diagnose_http(incident.id, command.urls, command.count, actor)
+        if command.diag_kind == "timeouts":
+            return await commands.diagnose_timeouts(incident.id, actor)
+        if command.diag_kind == "resources":
+            assert command.target is not None
+            return await commands.diagnose_resources(incident.id, command.target, actor)
+        if command.diag_kind == "monitors":
+            return await commands.diagnose_monitors(incident.id, command.check, actor)
         assert command.log_name is not None
         return await commands.diagnose_logs(incident.id, command.log_name, actor)
     raise UserError(f"`{name}` cannot be run here.")

@@ -59,8 +59,10 @@ USAGES: dict[str, Usage] = {
     "summary": Usage("summary", "what a newcomer needs to know", "/incident summary"),
     "postmortem": Usage("postmortem", "a postmortem draft, as a Markdown file", "/incident postmortem"),
     "diag": Usage(
-        "diag http URL… [--count N] | diag logs NAME",
-        "probe URLs (status, CDN, TLS, verdict) or read a configured access log; posted and timelined",
+        "diag http URL… [--count N] | diag logs NAME | diag timeouts | diag resources TARGET"
+        " | diag monitors [CHECK]",
+        "probe URLs (status, CDN, TLS, verdict), read a configured access log, compare the configured"
+        " proxy timeouts, a host's resources from Prometheus, or the uptime monitors; posted and timelined",
         "/incident diag http https://shop.example/ --count 10",
     ),
 }
@@ -71,6 +73,9 @@ _HASH_NAME = re.compile(r"(?<!\S)#(?P<name>[a-z0-9][a-z0-9_-]*)")
 _USER = re.compile(r"^<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _SLACK_LINK = re.compile(r"^<(?P<url>[^<>|]+)(?:\|[^<>]*)?>$")
 MAX_DIAG_URLS = 10
+MAX_CHECK_NAME = 100
+_TARGET = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})(?::[0-9]{1,5})?$")
+DIAG_KINDS = "`http`, `logs`, `timeouts`, `resources` or `monitors`"
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,14 @@ class Command:
     add: bool = False
     incident: IncidentRef | None = None
     diag_kind: str | None = None
-    """``http`` or ``logs`` for ``diag``."""
+    """``http``, ``logs``, ``timeouts``, ``resources`` or ``monitors`` for ``diag``."""
     urls: tuple[str, ...] = ()
     count: int = 1
     log_name: str | None = None
+    target: str | None = None
+    """The instance (``host`` or ``host:port``) for ``diag resources``."""
+    check: str | None = None
+    """Part of a check's name or URL for ``diag monitors``."""
 
     @property
     def needs_incident(self) -> bool:
@@ -208,8 +217,29 @@ def _parse_diag(kind: str, rest: str) -> Command:
             )
             raise usage_error("diag", problem)
         return Command("diag", diag_kind="logs", log_name=words[0])
+    if kind == "timeouts":
+        if rest:
+            raise usage_error(
+                "diag", f"`diag timeouts` takes no arguments (it reads the configured files), not `{rest}`."
+            )
+        return Command("diag", diag_kind="timeouts")
+    if kind == "resources":
+        words = rest.split()
+        if len(words) != 1:
+            raise usage_error(
+                "diag",
+                "Name one target (`host` or `host:port`)." if not words else f"`{rest}` is not one target.",
+            )
+        if not _TARGET.match(words[0]):
+            raise usage_error("diag", f"`{words[0]}` is not a `host` or `host:port`.")
+        return Command("diag", diag_kind="resources", target=words[0])
+    if kind == "monitors":
+        check = unwrap_url(rest) if rest else None
+        if check is not None and len(check) > MAX_CHECK_NAME:
+            raise usage_error("diag", f"A check name is at most {MAX_CHECK_NAME} characters.")
+        return Command("diag", diag_kind="monitors", check=check)
     raise usage_error(
-        "diag", f"`{kind}` is not a diagnosis; use `http` or `logs`." if kind else "Which diagnosis?"
+        "diag", f"`{kind}` is not a diagnosis; use {DIAG_KINDS}." if kind else "Which diagnosis?"
     )
 
 

@@ -10,6 +10,10 @@ commands record it on the timeline.
   the answer is a ``UserError`` (for the asker only).
 * ``diag logs NAME`` reads only the access logs the operator configured under
   ``[diagnostics.log_sources]``; a path typed in Slack is never opened.
+* ``diag timeouts``, ``diag resources TARGET`` and ``diag monitors [CHECK]``
+  run the engines of :mod:`bot.diagnostics.infra_commands` with the operator's
+  configuration only (``[diagnostics]`` files and Prometheus URL, the monitor
+  API keys from the environment); Slack supplies at most a label or a name.
 
 Each reply has a short text (the verdicts; also the file comment), a Block
 Kit section per URL / for the log summary, and the full JSON report as a file
@@ -18,21 +22,22 @@ when the blocks would not fit in one message.
 
 from __future__ import annotations
 
-import glob
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from bot.diagnostics import infra_commands
+from bot.diagnostics.finding_model import Finding
 from bot.diagnostics.http_probe import HttpDiagnosis, ProbeOptions, probe_many
 from bot.diagnostics.ssrf import Resolver, chat_policy, system_resolver
 from bot.diagnostics.verdict import report_json, summary, verdict
 from bot.errors import UserError
 from bot.incidents.card import clip, escape
 from bot.incidents.views import MAX_BLOCKS, MAX_MESSAGE_TEXT, MAX_SECTION, FileReply, Reply, section
-from bot.logs import analyse_logs_async, summarize
 
 if TYPE_CHECKING:
-    from bot.settings import FirebellConfig
+    from bot.settings import FirebellConfig, Settings
 
 LEVEL_EMOJI = {"ok": ":large_green_circle:", "degraded": ":large_yellow_circle:", "down": ":red_circle:"}
 REFUSED_HINT = (
@@ -102,18 +107,12 @@ async def run_http(
     return _reply(text, blocks, reports, "diag-http.json", "HTTP diagnosis (JSON)")
 
 
-def _paths(patterns: Sequence[str]) -> list[str]:
-    found: list[str] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            found.extend(sorted(glob.glob(pattern)))
-        else:
-            found.append(pattern)
-    return list(dict.fromkeys(found))
-
-
 async def run_logs(config: FirebellConfig, name: str) -> Reply:
     """Analyse the access logs configured as ``name`` (never a path from chat)."""
+    # The analyser (numpy) and SSH load only when someone asks for logs.
+    from bot.logs import analyse_logs_async, summarize
+    from bot.logs.ssh import materialise_sources
+
     sources = config.diagnostics.log_sources
     if name not in sources:
         if not sources:
@@ -126,11 +125,75 @@ async def run_logs(config: FirebellConfig, name: str) -> Reply:
             f"`{escape(clip(name, 80))}` is not a configured log source. Configured: {names}.\n"
             "Usage: `/incident diag logs NAME`"
         )
-    paths = _paths(sources[name])
-    if not paths:
-        raise UserError(f"Log source `{name}` has no files right now.")
-    report = await analyse_logs_async(paths)
+    async with materialise_sources(sources[name], config.diagnostics) as paths:
+        if not paths:
+            raise UserError(f"Log source `{name}` has no files right now.")
+        report = await analyse_logs_async(paths)
     files = f"{len(paths)} files" if len(paths) > 1 else "1 file"
     text = f"Access log `{name}` ({files}): " + escape(summarize(report))
     blocks = [section(f":mag: *Access log `{name}`* ({files})\n{escape(summarize(report))}")]
     return _reply(text, blocks, report.to_dict(), f"diag-logs-{name}.json", f"Access log {name} (JSON)")
+
+
+SEVERITY_EMOJI = {
+    "critical": ":red_circle:",
+    "warning": ":large_yellow_circle:",
+    "info": ":information_source:",
+}
+
+
+def _finding_line(finding: Finding) -> str:
+    emoji = SEVERITY_EMOJI.get(finding.severity.value, ":grey_question:")
+    where = f"`{escape(str(finding.where))}` " if finding.where is not None else ""
+    return f"{emoji} {where}*{escape(finding.subject)}*: {escape(finding.message)}"
+
+
+def _findings_reply(
+    title: str, summary_text: str, findings: Sequence[Finding], report: Any, filename: str
+) -> Reply:
+    """``title`` and the engine's plain summary as text; a header plus one section per finding."""
+    head, _, _ = summary_text.partition("\n")
+    text = f"{title}:\n" + escape(summary_text)
+    blocks = [section(f":mag: *{title}*\n{escape(head)}")]
+    blocks.extend(section(_finding_line(finding)) for finding in findings)
+    return _reply(text, blocks, report, filename, f"{title} (JSON)")
+
+
+async def run_timeouts(settings: Settings) -> Reply:
+    """Compare the configured nginx / HAProxy timeouts (never a file named in chat)."""
+    config = settings.config.diagnostics
+    if not config.nginx_config and not config.haproxy_config:
+        raise UserError(
+            "No proxy configuration is configured. An operator can set `nginx_config` and/or "
+            "`haproxy_config` (and `app_timeout`) under `[diagnostics]` in firebell.toml."
+        )
+    report = await asyncio.to_thread(infra_commands.run_timeouts, settings)
+    return _findings_reply(
+        "Timeouts", report.summary(), report.findings, report.to_dict(), "diag-timeouts.json"
+    )
+
+
+async def run_resources(settings: Settings, target: str) -> Reply:
+    """CPU, memory, disk and descriptors of ``target`` from the configured Prometheus."""
+    if not settings.config.diagnostics.prometheus_url:
+        raise UserError(
+            "No Prometheus is configured. An operator can set `prometheus_url` under "
+            "`[diagnostics]` in firebell.toml."
+        )
+    report = await infra_commands.run_resources(settings, target)
+    head, _, rest = report.summary().partition("\n")
+    text = f"Resources of {escape(head)}:\n" + escape(rest)
+    blocks = [section(f":bar_chart: *Resources of {escape(head)}*\n```{escape(rest)}```")]
+    return _reply(text, blocks, report.to_dict(), "diag-resources.json", "Resources (JSON)")
+
+
+async def run_monitors(settings: Settings, check: str | None = None) -> Reply:
+    """Uptime checks from every provider whose key the operator set."""
+    if not (settings.uptimerobot_api_key or settings.pingdom_api_token or settings.statuscake_api_token):
+        raise UserError(
+            "No uptime monitor is configured. An operator can set `UPTIMEROBOT_API_KEY`, "
+            "`PINGDOM_API_TOKEN` or `STATUSCAKE_API_TOKEN` in firebell's environment."
+        )
+    report = await infra_commands.run_monitors(settings, match=check)
+    title = f"Monitors matching `{escape(check)}`" if check else "Monitors"
+    return _findings_reply(title, report.summary(), report.findings, report.to_dict(), "diag-monitors.json")

@@ -33,7 +33,7 @@ from bot.incidents.views import (
     update_modal,
 )
 from bot.ports import ChatChannel
-from bot.settings import FirebellConfig
+from bot.settings import FirebellConfig, Settings
 
 GROUP_CACHE_SECONDS = 60.0
 
@@ -86,9 +86,11 @@ class IncidentCommands:
         chat: ChatChannel | None,
         on_jobs: Callable[[], None],
         ssl_cert_file: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._engine = engine
         self._ssl_cert_file = ssl_cert_file
+        self._settings = settings
         self._service = service
         self._response = response
         self._config = config
@@ -185,6 +187,31 @@ class IncidentCommands:
         reply = await diag_chat.run_logs(self._config, name)
         await self._record_diagnosis(incident_id, f"diag logs {name}", reply, actor)
         return reply
+
+    async def diagnose_timeouts(self, incident_id: int, actor: Actor) -> Reply:
+        """Compare the configured proxy timeouts and record the findings on the timeline."""
+        reply = await diag_chat.run_timeouts(self._require_settings())
+        await self._record_diagnosis(incident_id, "diag timeouts", reply, actor)
+        return reply
+
+    async def diagnose_resources(self, incident_id: int, target: str, actor: Actor) -> Reply:
+        """Resources of ``target`` from the configured Prometheus, recorded on the timeline."""
+        reply = await diag_chat.run_resources(self._require_settings(), target)
+        await self._record_diagnosis(incident_id, f"diag resources {target}", reply, actor)
+        return reply
+
+    async def diagnose_monitors(self, incident_id: int, check: str | None, actor: Actor) -> Reply:
+        """Uptime checks from the configured providers, recorded on the timeline."""
+        reply = await diag_chat.run_monitors(self._require_settings(), check)
+        await self._record_diagnosis(incident_id, f"diag monitors {check or ''}".rstrip(), reply, actor)
+        return reply
+
+    def _require_settings(self) -> Settings:
+        if self._settings is None:
+            raise UserError(
+                "This diagnosis is not available here: firebell was started without its settings."
+            )
+        return self._settings
 
     async def _record_diagnosis(self, incident_id: int, what: str, reply: Reply, actor: Actor) -> None:
         text = f"{what}\n{diag_chat.plain(reply.text)}"

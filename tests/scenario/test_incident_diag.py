@@ -1,4 +1,5 @@
-"""``/incident diag http|logs`` end to end: guarded probes, configured logs, the timeline."""
+"""``/incident diag http|logs|timeouts|resources|monitors`` end to end: guarded probes,
+configured logs, files and services only, the timeline."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.conftest import SLACK_SIGNING_SECRET, send_pagerduty
 from tests.diagnostics.servers import ProbeTarget
+from tests.diagnostics.test_resources import FakePrometheus
+from tests.diagnostics.test_timeouts import HAPROXY_EDGE, NGINX_APP, at
 from tests.fakes import FakePagerDuty, FakeSlack
 from tests.harness import FirebellServer, SlackClient
 from tests.logs.logdata import SPIKE_PATH, combined, write
@@ -35,6 +38,13 @@ class Room:
         assert answer.status_code == 200
         self.slack.wait_for(lambda: len(self.slack.response_posts(url)) >= 1, message=text, timeout=30)
         return self.slack.response_posts(url)[0].body
+
+    def ask_badly(self, text: str) -> dict[str, Any]:
+        """A usage error: answered in the acknowledgement itself."""
+        answer, _ = self.client.command(text, user_id=self.user, channel_id=self.channel)
+        assert answer.status_code == 200
+        body: dict[str, Any] = answer.json()
+        return body
 
     def timeline(self) -> list[tuple[str, str]]:
         return [
@@ -121,3 +131,72 @@ def test_logs_by_configured_name_only(open_room: Callable[..., Room], tmp_path: 
     assert "`/etc/passwd` is not a configured log source" in str(passwd["text"])
     assert "root:" not in str(passwd)
     assert len([kind for kind, _ in room.timeline() if kind == "diag"]) == 1
+
+
+def test_timeouts_from_the_configured_files(open_room: Callable[..., Room]) -> None:
+    room = open_room(
+        {"nginx_config": str(NGINX_APP), "haproxy_config": str(HAPROXY_EDGE), "app_timeout": "90s"}
+    )
+    answer = room.ask("diag timeouts")
+    assert answer["response_type"] == "in_channel"
+    nginx_read = str(at(NGINX_APP, "proxy_read_timeout 30s"))
+    haproxy_server = str(at(HAPROXY_EDGE, "timeout server  45s"))
+    text = str(answer["text"])
+    assert text.startswith("Timeouts:") and "chain haproxy → nginx" in text
+    assert nginx_read in text and haproxy_server in text
+    blocks = str(answer["blocks"])
+    assert f"`{nginx_read}`" in blocks and "shorter than the application's 1m30s timeout" in blocks
+    diag = [text for kind, text in room.timeline() if kind == "diag"]
+    assert len(diag) == 1 and diag[0].startswith("diag timeouts\nTimeouts:")
+    assert haproxy_server in diag[0]
+
+    # A path typed in Slack is never read.
+    other = room.ask_badly("diag timeouts /etc/passwd")
+    assert other["response_type"] == "ephemeral" and "takes no arguments" in str(other["text"])
+
+
+def test_timeouts_unconfigured_is_a_clear_error(open_room: Callable[..., Room]) -> None:
+    room = open_room()
+    answer = room.ask("diag timeouts")
+    assert answer["response_type"] == "ephemeral"
+    assert "No proxy configuration is configured" in str(answer["text"]) and "nginx_config" in str(
+        answer["text"]
+    )
+    assert [kind for kind, _ in room.timeline()] == ["opened"]
+
+
+def test_resources_from_the_configured_prometheus(open_room: Callable[..., Room]) -> None:
+    with FakePrometheus() as prometheus:
+        prometheus.add_host("web1:9100")
+        prometheus.add_host("db1:9100", stressed=True, busy=97.0, cores=8)
+        room = open_room({"prometheus_url": prometheus.url + "/"})
+
+        answer = room.ask("diag resources db1:9100")
+        assert answer["response_type"] == "in_channel"
+        text = str(answer["text"])
+        assert text.startswith("Resources of db1:9100 (from Prometheus")
+        assert "CPU 97 % busy on 8 cores" in text and "swap 75 % used (threshold 50 %)" in text
+        blocks = str(answer["blocks"])
+        assert "Resources of db1:9100" in blocks and "CPU 97 % busy" in blocks
+        queries = [call.query["query"] for call in prometheus.calls("/api/v1/query")]
+        assert queries and all('instance="db1:9100"' in query for query in queries)
+
+        bad = room.ask_badly('diag resources db1"}')
+        assert bad["response_type"] == "ephemeral" and "is not a `host` or `host:port`" in str(bad["text"])
+        assert len(prometheus.calls("/api/v1/query")) == len(queries)
+
+    diag = [text for kind, text in room.timeline() if kind == "diag"]
+    assert len(diag) == 1 and diag[0].startswith("diag resources db1:9100\nResources of db1:9100")
+
+
+def test_resources_and_monitors_unconfigured(open_room: Callable[..., Room]) -> None:
+    room = open_room()
+    resources = room.ask("diag resources web1")
+    assert resources["response_type"] == "ephemeral"
+    assert "No Prometheus is configured" in str(resources["text"])
+
+    monitors = room.ask("diag monitors checkout")
+    assert monitors["response_type"] == "ephemeral"
+    text = str(monitors["text"])
+    assert "No uptime monitor is configured" in text and "UPTIMEROBOT_API_KEY" in text
+    assert [kind for kind, _ in room.timeline()] == ["opened"]

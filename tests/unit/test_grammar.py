@@ -131,14 +131,38 @@ def test_diag_logs_takes_one_name() -> None:
         ("diag http " + " ".join(f"https://{i}.example" for i in range(11)), "At most 10 URLs"),
         ("diag logs", "Name one configured log source"),
         ("diag logs web api", "is not one log source name"),
+        ("diag timeouts /etc/nginx/nginx.conf", "`diag timeouts` takes no arguments"),
+        ("diag resources", "Name one target"),
+        ("diag resources web1 web2", "is not one target"),
+        ("diag resources http://web1:9100/", "is not a `host` or `host:port`"),
+        ('diag resources web1"}', "is not a `host` or `host:port`"),
+        ("diag resources web1:port", "is not a `host` or `host:port`"),
+        ("diag resources -web1", "is not a `host` or `host:port`"),
+        ("diag monitors " + "x" * 101, "at most 100 characters"),
     ],
 )
 def test_diag_usage_errors(text: str, problem: str) -> None:
     with pytest.raises(UserError) as caught:
         parse(text)
     assert problem in str(caught.value)
-    assert "Usage: `/incident diag http URL… [--count N] | diag logs NAME`" in str(caught.value)
+    assert "Usage: `/incident diag http URL… [--count N] | diag logs NAME | diag timeouts" in str(
+        caught.value
+    )
+    assert "diag resources TARGET | diag monitors [CHECK]`" in str(caught.value)
+
+
+def test_diag_timeouts_resources_monitors() -> None:
+    timeouts = parse("diag TIMEOUTS")
+    assert (timeouts.name, timeouts.diag_kind) == ("diag", "timeouts")
+    for target in ("web1", "web1:9100", "10.0.0.5:9100", "db-1.internal.example"):
+        command = parse(f"diag resources {target}")
+        assert (command.diag_kind, command.target) == ("resources", target)
+    assert parse("diag monitors").check is None
+    monitors = parse("diag monitors checkout api")
+    assert (monitors.diag_kind, monitors.check) == ("monitors", "checkout api")
+    assert parse("diag monitors <https://shop.example/|shop.example>").check == "https://shop.example/"
 
 
 def test_help_lists_diag() -> None:
     assert "diag http URL…" in help_text()
+    assert "diag resources TARGET" in help_text() and "diag monitors [CHECK]" in help_text()
