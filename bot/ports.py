@@ -51,7 +51,7 @@ class ChatChannel(Protocol):
         ...
 
     async def upload_file(
-        self, channel_id: str, filename: str, title: str, content: str, comment: str | None = None
+        self, channel_id: str, filename: str, title: str, content: str | bytes, comment: str | None = None
     ) -> None: ...
 
 

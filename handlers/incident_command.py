@@ -182,6 +182,10 @@ async def run(command: Command, body: dict[str, Any], commands: IncidentCommands
 
 async def deliver(reply: Reply, body: dict[str, Any], respond: AsyncRespond, chat: ChatChannel) -> None:
     """Answer the person who asked; files go into the channel the command came from."""
+    for attachment in reply.attachments if body.get("channel_id") else ():
+        await chat.upload_file(
+            str(body["channel_id"]), attachment.filename, attachment.title, attachment.content
+        )
     if reply.file is not None and body.get("channel_id"):
         await chat.upload_file(
             str(body["channel_id"]),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.diagnostics import infra_commands
@@ -111,6 +112,7 @@ async def run_logs(config: FirebellConfig, name: str) -> Reply:
     """Analyse the access logs configured as ``name`` (never a path from chat)."""
     # The analyser (numpy) and SSH load only when someone asks for logs.
     from bot.logs import analyse_logs_async, summarize
+    from bot.logs.chart import status_chart_png
     from bot.logs.ssh import materialise_sources
 
     sources = config.diagnostics.log_sources
@@ -132,7 +134,9 @@ async def run_logs(config: FirebellConfig, name: str) -> Reply:
     files = f"{len(paths)} files" if len(paths) > 1 else "1 file"
     text = f"Access log `{name}` ({files}): " + escape(summarize(report))
     blocks = [section(f":mag: *Access log `{name}`* ({files})\n{escape(summarize(report))}")]
-    return _reply(text, blocks, report.to_dict(), f"diag-logs-{name}.json", f"Access log {name} (JSON)")
+    reply = _reply(text, blocks, report.to_dict(), f"diag-logs-{name}.json", f"Access log {name} (JSON)")
+    chart = await asyncio.to_thread(status_chart_png, report, f"{name}: requests per minute by status")
+    return replace(reply, attachments=(FileReply(f"diag-logs-{name}.png", f"Access log {name}", chart),))
 
 
 SEVERITY_EMOJI = {

@@ -30,7 +30,7 @@ UPDATE_CALLBACK = "incident_update"
 class FileReply:
     filename: str
     title: str
-    content: str
+    content: str | bytes
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,11 @@ class Reply:
 
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    # Instead of the blocks, when they do not fit.
     file: FileReply | None = None
     in_channel: bool = False
+    # Alongside the message (a chart, say).
+    attachments: tuple[FileReply, ...] = ()
 
 
 def section(text: str) -> dict[str, Any]:

@@ -232,7 +232,7 @@ class SlackChat:
         return None
 
     async def upload_file(
-        self, channel_id: str, filename: str, title: str, content: str, comment: str | None = None
+        self, channel_id: str, filename: str, title: str, content: str | bytes, comment: str | None = None
     ) -> None:
         await self._call(
             "files.upload",

@@ -118,6 +118,13 @@ def test_logs_by_configured_name_only(open_room: Callable[..., Room], tmp_path: 
     assert "Access log `web`" in text and "5xx spike 12:30" in text and SPIKE_PATH in text
     diag = [text for kind, text in room.timeline() if kind == "diag"]
     assert len(diag) == 1 and diag[0].startswith("diag logs web") and "5xx spike" in diag[0]
+    # The chart of status classes over time goes into the channel as a PNG.
+    room.slack.wait_for(
+        lambda: any(f.filename == "diag-logs-web.png" and f.completed for f in room.slack.files)
+    )
+    chart = next(f for f in room.slack.files if f.filename == "diag-logs-web.png")
+    assert chart.content is not None and chart.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert room.channel in chart.channels
 
     unknown = room.ask("diag logs db")
     assert unknown["response_type"] == "ephemeral"
