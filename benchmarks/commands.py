@@ -65,7 +65,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +83,7 @@ from benchmarks.ingest import (  # noqa: E402
     firebell_metric,
     free_port,
     report_probe,
+    run_until_done,
 )
 
 # Targets from the issue, and Slack's own limit.
@@ -967,20 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.sender_child:
         return _run_sender(args)
-
-    def terminate(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    bench = Bench(args)
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("interrupted; stopping the servers", file=sys.stderr)
-        return 130
-    finally:
-        bench.close()
-    return 0
+    return run_until_done(Bench(args))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 # Module level, not inside serve_bare: FastAPI resolves the route's (string)
 # annotations in this module's globals.
@@ -1248,17 +1248,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.bare_server is not None:
-        serve_bare(args.bare_server)
-        return 0
+class Runnable(Protocol):
+    def run(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_until_done(bench: Runnable) -> int:
+    """Run a benchmark; SIGTERM or Ctrl-C still stop its servers and clean up."""
 
     def terminate(signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
-    bench = Bench(args)
     try:
         bench.run()
     except KeyboardInterrupt:
@@ -1267,6 +1269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         bench.close()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.bare_server is not None:
+        serve_bare(args.bare_server)
+        return 0
+    return run_until_done(Bench(args))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ class ServiceConfig(BaseModel):
     pagerduty_service_id: str | None = None
     pagerduty_escalation_policy: str | None = None
 
+    @property
+    def pageable(self) -> bool:
+        """Whether firebell knows where to page this service."""
+        return bool(self.pagerduty_service_id or self.opsgenie_team)
+
 
 class SlackConfig(BaseModel):
     model_config = {"extra": "forbid"}

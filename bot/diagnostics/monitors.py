@@ -526,6 +526,27 @@ async def _bounded(tasks: Iterable[Any]) -> list[Any]:
     return await gather_all(*(run(task) for task in tasks))
 
 
+class _BearerApi:
+    """A REST API answering GETs with JSON to a bearer token (Pingdom, StatusCake)."""
+
+    name = ""
+
+    def __init__(self, client: httpx.AsyncClient, token: str, base_url: str) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._base = base_url.rstrip("/")
+
+    async def _get(self, path: str, params: dict[str, str | int] | None = None) -> Any:
+        return await fetch_json(
+            self._client,
+            "GET",
+            f"{self._base}{path}",
+            service=self.name,
+            params=params,
+            headers=self._headers,
+        )
+
+
 class UptimeRobotClient:
     name = "UptimeRobot"
 
@@ -565,23 +586,11 @@ class UptimeRobotClient:
         return found
 
 
-class PingdomClient:
+class PingdomClient(_BearerApi):
     name = "Pingdom"
 
     def __init__(self, client: httpx.AsyncClient, token: str, base_url: str = PINGDOM_URL) -> None:
-        self._client = client
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._base = base_url.rstrip("/")
-
-    async def _get(self, path: str, params: dict[str, str | int] | None = None) -> Any:
-        return await fetch_json(
-            self._client,
-            "GET",
-            f"{self._base}{path}",
-            service=self.name,
-            params=params,
-            headers=self._headers,
-        )
+        super().__init__(client, token, base_url)
 
     async def checks(self, match: str | None, results: int) -> list[MonitorCheck]:
         checks_payload, probes_payload = await gather_all(self._get("/checks"), self._get("/probes"))
@@ -600,23 +609,11 @@ class PingdomClient:
             raise _vendor_error(self.name, exc) from exc
 
 
-class StatusCakeClient:
+class StatusCakeClient(_BearerApi):
     name = "StatusCake"
 
     def __init__(self, client: httpx.AsyncClient, token: str, base_url: str = STATUSCAKE_URL) -> None:
-        self._client = client
-        self._headers = {"Authorization": f"Bearer {token}"}
-        self._base = base_url.rstrip("/")
-
-    async def _get(self, path: str, params: dict[str, str | int]) -> Any:
-        return await fetch_json(
-            self._client,
-            "GET",
-            f"{self._base}{path}",
-            service=self.name,
-            params=params,
-            headers=self._headers,
-        )
+        super().__init__(client, token, base_url)
 
     async def checks(self, match: str | None, results: int) -> list[MonitorCheck]:
         checks: list[MonitorCheck] = []

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.alerts.severity import Severity
 from bot.clock import Clock
 from bot.commands.grammar import IncidentRef
-from bot.diagnostics import chat as diag_chat
 from bot.errors import UserError
 from bot.incidents.model import Actor, IncidentView, Phase, Role, Status
 from bot.incidents.postmortem import render_postmortem
@@ -175,33 +174,45 @@ class IncidentCommands:
             await self._response.add_note(connection, incident_id, text, actor, at=at, kind=kind)
 
     # -- diagnostics ---------------------------------------------------------
+    # The engines (HTTP probe, TLS, config parsers) are imported on first use:
+    # most processes never run one, and start-up stays lean.
 
     async def diagnose_http(self, incident_id: int, urls: Sequence[str], count: int, actor: Actor) -> Reply:
         """Probe URLs (guarded for chat) and record the verdicts on the timeline."""
+        from bot.diagnostics import chat as diag_chat
+
         reply = await diag_chat.run_http(self._config, self._ssl_cert_file, urls, count)
         await self._record_diagnosis(incident_id, f"diag http {' '.join(urls)}", reply, actor)
         return reply
 
     async def diagnose_logs(self, incident_id: int, name: str, actor: Actor) -> Reply:
         """Analyse a configured access log and record the summary on the timeline."""
+        from bot.diagnostics import chat as diag_chat
+
         reply = await diag_chat.run_logs(self._config, name)
         await self._record_diagnosis(incident_id, f"diag logs {name}", reply, actor)
         return reply
 
     async def diagnose_timeouts(self, incident_id: int, actor: Actor) -> Reply:
         """Compare the configured proxy timeouts and record the findings on the timeline."""
+        from bot.diagnostics import chat as diag_chat
+
         reply = await diag_chat.run_timeouts(self._require_settings())
         await self._record_diagnosis(incident_id, "diag timeouts", reply, actor)
         return reply
 
     async def diagnose_resources(self, incident_id: int, target: str, actor: Actor) -> Reply:
         """Resources of ``target`` from the configured Prometheus, recorded on the timeline."""
+        from bot.diagnostics import chat as diag_chat
+
         reply = await diag_chat.run_resources(self._require_settings(), target)
         await self._record_diagnosis(incident_id, f"diag resources {target}", reply, actor)
         return reply
 
     async def diagnose_monitors(self, incident_id: int, check: str | None, actor: Actor) -> Reply:
         """Uptime checks from the configured providers, recorded on the timeline."""
+        from bot.diagnostics import chat as diag_chat
+
         reply = await diag_chat.run_monitors(self._require_settings(), check)
         await self._record_diagnosis(incident_id, f"diag monitors {check or ''}".rstrip(), reply, actor)
         return reply
@@ -214,6 +225,8 @@ class IncidentCommands:
         return self._settings
 
     async def _record_diagnosis(self, incident_id: int, what: str, reply: Reply, actor: Actor) -> None:
+        from bot.diagnostics import chat as diag_chat
+
         text = f"{what}\n{diag_chat.plain(reply.text)}"
         await self.add_to_timeline(incident_id, text[:3000], actor, kind="diag")
 

@@ -332,7 +332,7 @@ class ResponseService:
             if target is None:
                 known = ", ".join(sorted(self._config.services)) or "none configured"
                 raise UserError(f"I don't know the service `{service}` (known: {known}).")
-            if not (target.pagerduty_service_id or target.opsgenie_team):
+            if not target.pageable:
                 raise UserError(
                     f"Service `{service}` has no `pagerduty_service_id` or `opsgenie_team` to page."
                 )
@@ -342,17 +342,7 @@ class ResponseService:
             what = f"Paging *{escape(service)}*"
         elif user_id is not None:
             await queue(connection, incident.id, INVITE, now, user_ids=[user_id])
-            for source, ref in refs:
-                await queue(
-                    connection,
-                    incident.id,
-                    PAGER_ESCALATE,
-                    now,
-                    source=source,
-                    ref=ref,
-                    responder=user_id,
-                    slack_user_id=actor.slack_user_id,
-                )
+            await self._escalate_in_pagers(connection, incident.id, refs, now, actor, responder=user_id)
             what = f"Escalated to <@{user_id}>"
         else:
             if not refs:
@@ -360,16 +350,7 @@ class ResponseService:
                     "This incident is not linked to PagerDuty or Opsgenie: escalate to a service "
                     "(`/incident escalate checkout`) or a person (`/incident escalate @bob`)."
                 )
-            for source, ref in refs:
-                await queue(
-                    connection,
-                    incident.id,
-                    PAGER_ESCALATE,
-                    now,
-                    source=source,
-                    ref=ref,
-                    slack_user_id=actor.slack_user_id,
-                )
+            await self._escalate_in_pagers(connection, incident.id, refs, now, actor)
             what = "Escalating to the next level in the pager"
         await record(
             connection,
@@ -381,6 +362,31 @@ class ResponseService:
             post=f":arrow_double_up: {what} — {actor.mention}",
         )
         return what
+
+    @staticmethod
+    async def _escalate_in_pagers(
+        connection: AsyncConnection,
+        incident_id: int,
+        refs: list[tuple[str, str]],
+        now: datetime,
+        actor: Actor,
+        *,
+        responder: str | None = None,
+    ) -> None:
+        """One escalation job per pager incident behind this one: to the next
+        level, or adding ``responder``."""
+        extra = {"responder": responder} if responder else {}
+        for source, ref in refs:
+            await queue(
+                connection,
+                incident_id,
+                PAGER_ESCALATE,
+                now,
+                source=source,
+                ref=ref,
+                slack_user_id=actor.slack_user_id,
+                **extra,
+            )
 
     # -- declaring -------------------------------------------------------------
 
@@ -410,7 +416,7 @@ class ResponseService:
             await self.take_commander_if_free(connection, incident_id, actor)
         if declaration.page:
             service = self._config.services.get(declaration.service)
-            if service is None or not (service.pagerduty_service_id or service.opsgenie_team):
+            if service is None or not service.pageable:
                 raise UserError(
                     f"Service `{declaration.service}` has no `pagerduty_service_id` or `opsgenie_team` "
                     "configured, so I can't page it. Declare without paging, or configure the service."
