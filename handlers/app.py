@@ -50,6 +50,7 @@ from handlers.scheduler import TickScheduler
 from handlers.slack_auth import BotAuthorization
 from handlers.slack_listeners import build_bolt_app
 from handlers.web import create_web_app
+from handlers.webhook_intake import WebhookFastPath
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         await firebell.engine.dispose()
 
 
-def build_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+def build_app(settings: Settings, clock: Clock | None = None) -> WebhookFastPath:
     """The ASGI app for ``settings``; its lifespan runs the background loops."""
     firebell = build_firebell(settings, clock)
 
@@ -264,4 +265,4 @@ def build_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         async with running(firebell):
             yield
 
-    return create_web_app(firebell, lifespan)
+    return WebhookFastPath(firebell, create_web_app(firebell, lifespan))

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from bot.clock import Clock
 from bot.settings import load_settings
 from handlers.app import Firebell, build_app
+from handlers.webhook_intake import WebhookFastPath
 
 T = TypeVar("T")
 
@@ -94,6 +95,7 @@ class FirebellServer:
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self.firebell: Firebell | None = None
+        self.app: WebhookFastPath | None = None
         self.port = 0
 
     @property
@@ -102,7 +104,8 @@ class FirebellServer:
 
     def start(self) -> FirebellServer:
         app = build_app(load_settings(self._env), self._clock)
-        self.firebell = app.state.firebell
+        self.firebell = app.firebell
+        self.app = app
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 
 import httpx
@@ -102,6 +104,34 @@ def test_signature_rotation_bad_signatures_and_malformed_bodies(
     firebell.wait_until(lambda: len(slack.calls("conversations.create")) == 2)
     assert firebell.sql("select count(*) from deliveries")[0][0] == 2
     assert httpx.get(f"{firebell.url}/healthz").status_code == 200
+
+
+def test_webhook_route_edges_and_its_openapi_entry(firebell_env: Env, start_firebell: Start) -> None:
+    firebell = start_firebell(firebell_env())
+    unknown = httpx.post(f"{firebell.url}/webhooks/nagios", content=b"{}")
+    assert unknown.status_code == 404 and "use one of" in unknown.json()["error"]
+    assert httpx.get(f"{firebell.url}/webhooks/pagerduty").status_code == 405
+    assert httpx.post(f"{firebell.url}/webhooks/pagerduty/extra", content=b"{}").status_code == 404
+    # Served by the fast path, documented by FastAPI: both describe one route.
+    paths = httpx.get(f"{firebell.url}/openapi.json").json()["paths"]
+    assert "post" in paths["/webhooks/{source}"]
+    assert firebell.sql("select count(*) from deliveries")[0][0] == 0
+
+
+def test_the_fastapi_route_answers_like_the_fast_path(firebell_env: Env, start_firebell: Start) -> None:
+    firebell = start_firebell(firebell_env())
+    assert firebell.app is not None
+    inner = firebell.app.app  # the FastAPI app behind the fast path
+
+    async def post_unsigned() -> httpx.Response:
+        transport = httpx.ASGITransport(app=inner)
+        async with httpx.AsyncClient(transport=transport, base_url="http://firebell") as client:
+            return await client.post("/webhooks/pagerduty", json=pagerduty_event())
+
+    direct = asyncio.run(post_unsigned())
+    served = httpx.post(f"{firebell.url}/webhooks/pagerduty", json=pagerduty_event())
+    assert direct.status_code == served.status_code == 401
+    assert direct.content == served.content
 
 
 def test_acknowledge_button_acknowledges_in_pagerduty_as_the_clicking_user(
