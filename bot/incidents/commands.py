@@ -17,11 +17,11 @@ from bot.alerts.severity import Severity
 from bot.clock import Clock
 from bot.commands.grammar import IncidentRef
 from bot.errors import UserError
-from bot.incidents.model import Actor, IncidentView, Phase, Role, Status
+from bot.incidents.model import Actor, IncidentView, Phase, Role, Status, incident_view
 from bot.incidents.postmortem import render_postmortem
 from bot.incidents.records import INCIDENTS
 from bot.incidents.response import Declaration, ResponseService
-from bot.incidents.service import IncidentService, view_from_row
+from bot.incidents.service import IncidentService
 from bot.incidents.views import (
     FileReply,
     Reply,
@@ -290,7 +290,7 @@ class IncidentCommands:
             rows = await connection.execute(
                 select(INCIDENTS).where(INCIDENTS.c.status != Status.RESOLVED.value).order_by(INCIDENTS.c.id)
             )
-            incidents = [view_from_row(r) for r in rows]
+            incidents = [incident_view(r._mapping) for r in rows]
             roles = {i.id: await self._response.roles(connection, i.id) for i in incidents}
         return home_view(incidents, user_id, roles, self._clock.now())
 
@@ -298,7 +298,7 @@ class IncidentCommands:
         row = (
             await connection.execute(select(INCIDENTS).where(INCIDENTS.c.channel_id == channel_id).limit(1))
         ).first()
-        return None if row is None else view_from_row(row)
+        return None if row is None else incident_view(row._mapping)
 
     async def pin_message(self, channel_id: str, ts: str, user_id: str) -> bool:
         """A 📌 on a message in an incident channel copies it to the timeline."""

@@ -44,6 +44,10 @@ def incident_of(job: ClaimedJob) -> int:
     return int(job.lane.split(":", 1)[1])
 
 
+def timeline_row(incident_id: int, now: datetime, kind: str, actor: str | None, text: str) -> dict[str, Any]:
+    return {"incident_id": incident_id, "at": now, "kind": kind, "actor": actor, "text": text}
+
+
 async def add_timeline(
     connection: AsyncConnection,
     incident_id: int,
@@ -52,9 +56,7 @@ async def add_timeline(
     actor: str | None,
     text: str,
 ) -> None:
-    await connection.execute(
-        insert(TIMELINE).values(incident_id=incident_id, at=now, kind=kind, actor=actor, text=text)
-    )
+    await connection.execute(insert(TIMELINE).values(timeline_row(incident_id, now, kind, actor, text)))
 
 
 async def queue(

@@ -21,7 +21,7 @@ from bot.clock import Clock
 from bot.commands.grammar import IncidentRef
 from bot.errors import UserError
 from bot.incidents.card import escape
-from bot.incidents.model import Actor, IncidentView, Phase, Role
+from bot.incidents.model import Actor, IncidentView, Phase, Role, incident_view
 from bot.incidents.records import (
     INCIDENTS,
     INVITE,
@@ -36,7 +36,7 @@ from bot.incidents.records import (
     record,
     refresh_card,
 )
-from bot.incidents.service import IncidentService, load_incident, view_from_row
+from bot.incidents.service import IncidentService, load_incident
 from bot.settings import FirebellConfig
 
 PHASE_EMOJI = {
@@ -103,7 +103,7 @@ class ResponseService:
             query = query.where(INCIDENTS.c.id.is_(None))
         row = (await connection.execute(query.limit(1))).first()
         if row is not None:
-            return view_from_row(row)
+            return incident_view(row._mapping)
         if ref is not None:
             name = ref.channel_name or ref.channel_id
             raise UserError(f"`#{name}` is not an incident channel I know.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,15 +23,15 @@ from bot.alerts.event import AlertAction, AlertEvent, Source
 from bot.alerts.severity import Severity, SeverityMapping, map_severity
 from bot.clock import Clock
 from bot.errors import UserError
+from bot.incidents.batch import IncidentBatch
 from bot.incidents.card import escape, source_label
 from bot.incidents.grouping import GroupCandidate, pick_group, window_start
-from bot.incidents.model import Actor, IncidentView, Phase, Status
+from bot.incidents.model import Actor, IncidentView, Phase, Status, incident_view
 from bot.incidents.records import (
     INCIDENTS,
     OPEN_CHANNEL,
     PAGER_UPDATE,
     REFS,
-    add_timeline,
     lane,
     pager_refs,
     record,
@@ -62,42 +63,9 @@ class Applied:
     incident_id: int | None
 
 
-def view_from_row(row: Any) -> IncidentView:
-    return IncidentView(
-        id=row.id,
-        title=row.title,
-        service=row.service,
-        severity=Severity(row.severity),
-        status=Status(row.status),
-        source=row.source,
-        source_url=row.source_url,
-        escalation_policy_id=row.escalation_policy_id,
-        teams=tuple(json.loads(row.teams)),
-        private=row.private,
-        alert_count=row.alert_count,
-        opened_at=row.opened_at,
-        acknowledged_at=row.acknowledged_at,
-        resolved_at=row.resolved_at,
-        channel_id=row.channel_id,
-        channel_name=row.channel_name,
-        card_ts=row.card_ts,
-        topic=row.topic,
-        setup_done=frozenset(s for s in row.setup_done.split(",") if s),
-        responders=tuple(json.loads(row.responders)),
-        missing_responders=tuple(json.loads(row.missing_responders)),
-        phase=Phase(row.phase),
-        description=row.description,
-        declared_by=row.declared_by,
-        mitigated_at=row.mitigated_at,
-        last_update_at=row.last_update_at,
-        next_update_at=row.next_update_at,
-        nudged_at=row.nudged_at,
-    )
-
-
 async def load_incident(connection: AsyncConnection, incident_id: int) -> IncidentView | None:
     row = (await connection.execute(select(INCIDENTS).where(INCIDENTS.c.id == incident_id))).first()
-    return None if row is None else view_from_row(row)
+    return None if row is None else incident_view(row._mapping)
 
 
 @dataclass(frozen=True)
@@ -148,72 +116,70 @@ class IncidentService:
 
     async def apply(self, connection: AsyncConnection, event: AlertEvent) -> Applied:
         """Fold one alert event into the incidents."""
-        now = self._clock.now()
-        ref = (
-            await connection.execute(
-                select(REFS).where(REFS.c.source == event.source.value, REFS.c.ref == event.source_ref)
-            )
-        ).first()
-        if ref is None:
-            return await self._first_event(connection, event, now)
-        incident = await load_incident(connection, ref.incident_id)
-        assert incident is not None
-        return await self._later_event(connection, incident, ref.resolved, event, now)
+        return (await self.apply_batch(connection, [event]))[0]
 
-    async def _first_event(self, connection: AsyncConnection, event: AlertEvent, now: datetime) -> Applied:
+    async def apply_batch(self, connection: AsyncConnection, events: Sequence[AlertEvent]) -> list[Applied]:
+        """Fold alert events into the incidents, in order, writing once at the end."""
+        batch = IncidentBatch(connection, self._clock.now())
+        await batch.preload((event.source.value, event.source_ref) for event in events)
+        applied = [await self._apply(batch, event) for event in events]
+        await batch.flush()
+        return applied
+
+    async def _apply(self, batch: IncidentBatch, event: AlertEvent) -> Applied:
+        ref = await batch.ref(event.source.value, event.source_ref)
+        if ref is None:
+            return await self._first_event(batch, event)
+        incident = await batch.incident(ref.incident_id)
+        assert incident is not None
+        return await self._later_event(batch, incident, ref.resolved, event)
+
+    async def _first_event(self, batch: IncidentBatch, event: AlertEvent) -> Applied:
         # An update for something we never saw open carries enough to open it,
         # except a resolution or a note, which would open a dead incident.
         if event.action in (AlertAction.RESOLVE, AlertAction.NOTE):
             return Applied(Outcome.IGNORED, None)
-        paged = await self._paged_by_us(connection, event)
-        group = paged if paged is not None else await self._grouping_candidate(connection, event, now)
+        paged = await self._paged_by_us(batch, event)
+        group = paged if paged is not None else await self._grouping_candidate(batch, event)
         if group is not None:
-            await connection.execute(
-                insert(REFS).values(
-                    source=event.source.value, ref=event.source_ref, incident_id=group, resolved=False
-                )
-            )
-            await connection.execute(
-                update(INCIDENTS)
-                .where(INCIDENTS.c.id == group)
-                .values(alert_count=INCIDENTS.c.alert_count + 1, updated_at=now)
-            )
+            incident = await batch.incident(group)
+            assert incident is not None
+            batch.add_ref(event.source.value, event.source_ref, group)
+            batch.change(group, {"alert_count": incident.alert_count + 1, "updated_at": batch.now})
             text = (
                 f"{source_label(event.source)} incident opened for this page: {event.title}"
                 if paged is not None
                 else f"Another alert joined this incident from {source_label(event.source)}: {event.title}"
             )
-            await record(
-                connection, group, now, "alert", event.actor, text, post=f":heavy_plus_sign: {escape(text)}"
-            )
-            await refresh_card(connection, group, now)
+            batch.record(group, "alert", event.actor, text, post=f":heavy_plus_sign: {escape(text)}")
+            batch.refresh_card(group)
             return Applied(Outcome.GROUPED, group)
-        incident_id = await self.open_incident(connection, event, now)
+        incident_id = await self._open(batch, event)
         return Applied(Outcome.OPENED, incident_id)
 
-    async def _paged_by_us(self, connection: AsyncConnection, event: AlertEvent) -> int | None:
+    async def _paged_by_us(self, batch: IncidentBatch, event: AlertEvent) -> int | None:
         """The incident firebell paged for, when this is the pager's echo of that page."""
         match = PAGE_DEDUP_KEY.match(event.dedup_key or "")
         if match is None:
             return None
-        found = await connection.scalar(select(INCIDENTS.c.id).where(INCIDENTS.c.id == int(match[1])))
-        return None if found is None else int(found)
+        incident = await batch.incident(int(match[1]))
+        return None if incident is None else incident.id
 
-    async def _grouping_candidate(
-        self, connection: AsyncConnection, event: AlertEvent, now: datetime
-    ) -> int | None:
+    async def _grouping_candidate(self, batch: IncidentBatch, event: AlertEvent) -> int | None:
         rule = self._config.grouping
-        start = window_start(rule, now)
+        start = window_start(rule, batch.now)
         if start is None:
             return None
+        # The query must see what this batch changed so far.
+        await batch.flush()
         query = select(INCIDENTS.c.id, INCIDENTS.c.service, INCIDENTS.c.source, INCIDENTS.c.opened_at).where(
             INCIDENTS.c.status != Status.RESOLVED.value, INCIDENTS.c.opened_at >= start
         )
         if "service" in rule.by:
             query = query.where(INCIDENTS.c.service == event.service)
-        rows = await connection.execute(query)
+        rows = await batch.connection.execute(query)
         candidates = [GroupCandidate(r.id, r.service, r.source, r.opened_at) for r in rows]
-        return pick_group(rule, event, candidates, now)
+        return pick_group(rule, event, candidates, batch.now)
 
     async def open_incident(
         self,
@@ -227,10 +193,29 @@ class IncidentService:
         private: bool | None = None,
     ) -> int:
         """A new incident for ``event`` (an alert, or a declaration from Slack)."""
+        batch = IncidentBatch(connection, now)
+        incident_id = await self._open(
+            batch, event, severity=severity, description=description, declared_by=declared_by, private=private
+        )
+        await batch.flush()
+        return incident_id
+
+    async def _open(
+        self,
+        batch: IncidentBatch,
+        event: AlertEvent,
+        *,
+        severity: Severity | None = None,
+        description: str | None = None,
+        declared_by: str | None = None,
+        private: bool | None = None,
+    ) -> int:
+        now = batch.now
         severity = severity or map_severity(event, self._severity)
         service_config = self._config.service(event.service)
         status = Status.ACKNOWLEDGED if event.action is AlertAction.ACKNOWLEDGE else Status.TRIGGERED
-        incident_id = await connection.scalar(
+        # Written at once: the id names the incident's lane and its rows.
+        incident_id = await batch.connection.scalar(
             insert(INCIDENTS)
             .values(
                 title=event.title[:2000] or "Untitled alert",
@@ -257,54 +242,44 @@ class IncidentService:
             .returning(INCIDENTS.c.id)
         )
         assert incident_id is not None
-        await connection.execute(
-            insert(REFS).values(
-                source=event.source.value, ref=event.source_ref, incident_id=incident_id, resolved=False
-            )
-        )
+        batch.forget(incident_id)
+        batch.add_ref(event.source.value, event.source_ref, incident_id)
         origin = (
             "declared in Slack"
             if event.source is Source.SLACK
             else f"opened from {source_label(event.source)}"
         )
-        await add_timeline(
-            connection,
-            incident_id,
-            now,
-            "opened",
-            event.actor,
-            f"{severity.label} incident {origin}: {event.title}",
-        )
-        await jobs.enqueue(connection, lane=lane(incident_id), kind=OPEN_CHANNEL, payload={}, now=now)
+        batch.record(incident_id, "opened", event.actor, f"{severity.label} incident {origin}: {event.title}")
+        batch.enqueue(incident_id, OPEN_CHANNEL, {})
         return int(incident_id)
 
     async def _later_event(
         self,
-        connection: AsyncConnection,
+        batch: IncidentBatch,
         incident: IncidentView,
         ref_resolved: bool,
         event: AlertEvent,
-        now: datetime,
     ) -> Applied:
+        now = batch.now
         action = event.action
         if action is AlertAction.TRIGGER:
             # A firing group or alert that comes back after resolving reopens.
             if not ref_resolved and incident.status is not Status.RESOLVED:
                 if event.detail and event.source is Source.ALERTMANAGER:
                     # The group's set of firing alerts changed.
-                    return await self._note_only(connection, incident, event, now, "Firing now")
+                    return self._note_only(batch, incident, event, "Firing now")
                 return Applied(Outcome.UNCHANGED, incident.id)
             action = AlertAction.REOPEN
         transition = _TRANSITIONS[action]
         target, verb = transition.target, transition.verb
         values: dict[str, Any] = {}
         if action is AlertAction.RESOLVE:
-            await self._set_ref_resolved(connection, event, True)
-            if await self._open_refs(connection, incident.id):
+            batch.set_ref_resolved(event.source.value, event.source_ref, True)
+            if await self._open_refs(batch, incident.id):
                 # Other alerts of a grouped incident are still firing.
-                return await self._note_only(connection, incident, event, now, "One of its alerts resolved")
+                return self._note_only(batch, incident, event, "One of its alerts resolved")
         if action is AlertAction.REOPEN:
-            await self._set_ref_resolved(connection, event, False)
+            batch.set_ref_resolved(event.source.value, event.source_ref, False)
         if target is not None:
             if incident.status not in transition.allowed_from:
                 return Applied(Outcome.UNCHANGED, incident.id)
@@ -316,49 +291,28 @@ class IncidentService:
             values["severity"] = int(severity)
             verb = f"Severity changed to {severity.label}"
         values["updated_at"] = now
-        await connection.execute(update(INCIDENTS).where(INCIDENTS.c.id == incident.id).values(**values))
+        batch.change(incident.id, values)
         text = f"{verb} in {source_label(event.source)}"
         if event.actor:
             text += f" by {event.actor}"
         if event.detail:
             text += f": {event.detail}"
-        await record(
-            connection,
-            incident.id,
-            now,
-            action.value,
-            event.actor,
-            text,
-            post=f"{transition.emoji} {escape(text)}",
-        )
+        batch.record(incident.id, action.value, event.actor, text, post=f"{transition.emoji} {escape(text)}")
         if target is not None or action is AlertAction.PRIORITY:
-            await refresh_card(connection, incident.id, now)
+            batch.refresh_card(incident.id)
         return Applied(Outcome.CHANGED, incident.id)
 
-    async def _note_only(
-        self, connection: AsyncConnection, incident: IncidentView, event: AlertEvent, now: datetime, what: str
+    def _note_only(
+        self, batch: IncidentBatch, incident: IncidentView, event: AlertEvent, what: str
     ) -> Applied:
         text = f"{what} in {source_label(event.source)}: {event.title}"
-        await record(
-            connection,
-            incident.id,
-            now,
-            "alert",
-            event.actor,
-            text,
-            post=f":information_source: {escape(text)}",
-        )
+        batch.record(incident.id, "alert", event.actor, text, post=f":information_source: {escape(text)}")
         return Applied(Outcome.CHANGED, incident.id)
 
-    async def _set_ref_resolved(self, connection: AsyncConnection, event: AlertEvent, resolved: bool) -> None:
-        await connection.execute(
-            update(REFS)
-            .where(REFS.c.source == event.source.value, REFS.c.ref == event.source_ref)
-            .values(resolved=resolved)
-        )
-
-    async def _open_refs(self, connection: AsyncConnection, incident_id: int) -> int:
-        rows = await connection.execute(
+    async def _open_refs(self, batch: IncidentBatch, incident_id: int) -> int:
+        # The query must see the refs this batch added or resolved.
+        await batch.flush()
+        rows = await batch.connection.execute(
             select(REFS.c.ref).where(REFS.c.incident_id == incident_id, REFS.c.resolved.is_(False))
         )
         return len(rows.all())

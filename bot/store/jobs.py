@@ -8,12 +8,12 @@ worker killed mid-job leaves a lease that expires, and the job runs again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import aliased
 
@@ -31,6 +31,100 @@ class ClaimedJob:
     attempts: int
 
 
+def job_row(lane: str, kind: str, payload: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The values of a new job, for ``add_jobs``."""
+    return {
+        "lane": lane,
+        "kind": kind,
+        "payload": json.dumps(dict(payload)),
+        "run_at": now,
+        "attempts": 0,
+        "failed": False,
+        "created_at": now,
+    }
+
+
+async def add_jobs(connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``job_row`` values in the caller's transaction, one statement for all."""
+    if rows:
+        await connection.execute(insert(JOBS), list(rows))
+
+
+async def lanes_waiting(connection: AsyncConnection, lanes: Collection[str], kind: str) -> set[str]:
+    """Which of ``lanes`` already hold a ``kind`` job that no worker has claimed."""
+    if not lanes:
+        return set()
+    rows = await connection.execute(
+        select(JOBS.c.lane)
+        .where(
+            JOBS.c.lane.in_(list(lanes)),
+            JOBS.c.kind == kind,
+            JOBS.c.done_at.is_(None),
+            JOBS.c.locked_by.is_(None),
+        )
+        .distinct()
+    )
+    return {str(lane) for lane in rows.scalars()}
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A job no worker has started yet."""
+
+    id: int
+    lane: str
+    payload: dict[str, Any]
+
+
+async def last_waiting(
+    connection: AsyncConnection, lanes: Collection[str], kind: str, passable: Collection[str] = ()
+) -> dict[str, WaitingJob]:
+    """For each of ``lanes``, its last job of ``kind`` when no worker has
+    started it and only jobs of ``passable`` kinds, not started either, come
+    after it.
+
+    On PostgreSQL the returned rows stay locked until the caller commits, so no
+    worker claims a job the caller is about to change (workers skip locked rows).
+    """
+    if not lanes:
+        return {}
+    pending = await connection.execute(
+        select(JOBS.c.id, JOBS.c.lane, JOBS.c.kind, JOBS.c.locked_by, JOBS.c.attempts)
+        .where(JOBS.c.lane.in_(list(lanes)), JOBS.c.done_at.is_(None))
+        .order_by(JOBS.c.id.desc())
+    )
+    found: dict[str, int] = {}
+    decided: set[str] = set()
+    for row in pending:
+        if row.lane in decided:
+            continue
+        untouched = row.locked_by is None and row.attempts == 0
+        if untouched and row.kind == kind:
+            found[row.lane] = row.id
+        if not (untouched and row.kind in passable):
+            decided.add(row.lane)
+    if not found:
+        return {}
+    query = select(JOBS.c.id, JOBS.c.lane, JOBS.c.payload).where(
+        JOBS.c.id.in_(list(found.values())), JOBS.c.locked_by.is_(None)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {
+        row.lane: WaitingJob(row.id, row.lane, json.loads(row.payload))
+        for row in await connection.execute(query)
+    }
+
+
+async def set_payloads(connection: AsyncConnection, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+    """Replace the payloads of jobs returned by ``last_waiting``."""
+    if payloads:
+        await connection.execute(
+            update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(payload=bindparam("new_payload")),
+            [{"job_id": job_id, "new_payload": json.dumps(dict(p))} for job_id, p in payloads.items()],
+        )
+
+
 async def enqueue(
     connection: AsyncConnection,
     *,
@@ -46,30 +140,9 @@ async def enqueue(
     claimed) in the lane makes this one redundant: it will see the same state.
     Returns whether a job was added.
     """
-    if coalesce:
-        waiting = await connection.scalar(
-            select(JOBS.c.id)
-            .where(
-                JOBS.c.lane == lane,
-                JOBS.c.kind == kind,
-                JOBS.c.done_at.is_(None),
-                JOBS.c.locked_by.is_(None),
-            )
-            .limit(1)
-        )
-        if waiting is not None:
-            return False
-    await connection.execute(
-        insert(JOBS).values(
-            lane=lane,
-            kind=kind,
-            payload=json.dumps(dict(payload)),
-            run_at=now,
-            attempts=0,
-            failed=False,
-            created_at=now,
-        )
-    )
+    if coalesce and await lanes_waiting(connection, [lane], kind):
+        return False
+    await add_jobs(connection, [job_row(lane, kind, payload, now)])
     return True
 
 
