@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 DELIVERIES = Delivery.__table__  # type: ignore[attr-defined]
 LEASES = Lease.__table__  # type: ignore[attr-defined]
 LEASE_NAME = "ingest"
-# Small batches keep SQLite's write lock short for the webhook writer.
+# Small batches keep SQLite's write lock short for the webhook writer, and
+# smaller still while webhooks are arriving: their answers wait for it.
 BATCH = 50
+BURST_BATCH = 10
 
 
 class IngestLoop:
@@ -87,7 +89,7 @@ class IngestLoop:
                     select(DELIVERIES.c.id, DELIVERIES.c.source, DELIVERIES.c.events)
                     .where(DELIVERIES.c.processed_at.is_(None))
                     .order_by(DELIVERIES.c.id)
-                    .limit(BATCH)
+                    .limit(BURST_BATCH if self._priority.busy() else BATCH)
                 )
             ).all()
             try:

@@ -21,6 +21,10 @@ class IntakePriority:
         """A delivery is being stored right now."""
         self._last_intake = asyncio.get_running_loop().time()
 
+    def busy(self) -> bool:
+        """Deliveries arrived within the last ``quiet`` seconds."""
+        return asyncio.get_running_loop().time() - self._last_intake < self._quiet
+
     async def wait_turn(self) -> None:
         """Return once intake has been quiet for ``quiet`` seconds, or after ``max_wait``."""
         loop = asyncio.get_running_loop()

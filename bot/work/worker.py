@@ -20,6 +20,8 @@ from bot.work.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
+BURST_CONCURRENCY = 4
+
 JobRunner = Callable[[ClaimedJob], Awaitable[None]]
 
 
@@ -63,7 +65,8 @@ class JobWorker:
         try:
             while True:
                 self._wake.clear()
-                room = self._concurrency - len(self._running)
+                limit = BURST_CONCURRENCY if self._priority.busy() else self._concurrency
+                room = min(limit, self._concurrency) - len(self._running)
                 claimed: list[ClaimedJob] = []
                 if room > 0:
                     await self._priority.wait_turn()
