@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigurationError
+from bot.runbooks.config import RunbooksConfig
 
 DEFAULT_CONFIG_FILE = "firebell.toml"
 
@@ -295,6 +296,7 @@ class FirebellConfig(BaseModel):
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    runbooks: RunbooksConfig = Field(default_factory=RunbooksConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig()

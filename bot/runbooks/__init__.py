@@ -1,0 +1,1 @@
+"""Runbooks: reviewed, repeatable remediation steps run from Slack or the command line."""

@@ -1,0 +1,78 @@
+"""What every runbook step kind provides, and what it is given to run.
+
+A step kind validates its arguments with a pydantic model (``args_model``),
+says in one line what it will do (``describe``, shown in the plan before
+anything runs), says whether that is destructive (such steps need approval),
+and runs. Arguments arrive with parameters already substituted into their
+*values*: a kind passes them to APIs, sockets or as argv elements, never into
+a shell string.
+
+A kind raises ``UserError`` for something the runbook or its parameters got
+wrong and ``IntegrationError`` when the target failed or could not be reached;
+a step that ran but found a bad state returns ``StepOutcome(ok=False, …)``.
+The engine enforces the step's timeout by cancelling ``run``; kinds must leave
+nothing behind when cancelled (close connections in ``finally``/``async with``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from bot.clock import Clock
+from bot.runbooks.config import RunbooksConfig
+from bot.runbooks.secrets import SecretStore
+
+
+class StepArgs(BaseModel):
+    """Base of every kind's argument model: unknown arguments are errors."""
+
+    model_config = {"extra": "forbid"}
+
+
+@dataclass
+class StepOutcome:
+    ok: bool
+    summary: str
+    """One short line for the progress message (≤ 200 characters is best)."""
+    output: str = ""
+    """Everything worth keeping (goes into the run's output file); secrets are
+    redacted by the engine, but kinds should not echo credentials anyway."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Facts later steps' conditions may use, e.g. ``{"status": 503}``."""
+
+
+@dataclass
+class StepContext:
+    config: RunbooksConfig
+    secrets: SecretStore
+    clock: Clock
+    ssl_context: ssl.SSLContext
+    """For outgoing HTTPS (honours ``SSL_CERT_FILE``)."""
+    timeout: float
+    """Seconds this step may take in all; waits inside a step should stay below it."""
+    results: Mapping[str, StepOutcome] = field(default_factory=dict)
+    """Outcomes of earlier steps, by step id."""
+    incident_service: str | None = None
+    """The incident's service, when run for an incident."""
+
+
+class RunbookStep(Protocol):
+    """One step kind."""
+
+    kind: ClassVar[str]
+    args_model: ClassVar[type[StepArgs]]
+
+    def describe(self, args: Any) -> str:
+        """One line, with the resolved arguments, for the plan."""
+        ...
+
+    def destructive(self, args: Any) -> bool:
+        """Whether this step changes something (restart, drain, purge…)."""
+        ...
+
+    async def run(self, args: Any, context: StepContext) -> StepOutcome: ...
