@@ -358,6 +358,10 @@ class Settings(BaseSettings):
     log_level: str | None = Field(default=None, validation_alias="FIREBELL_LOG_LEVEL")
 
     config: FirebellConfig = Field(default_factory=FirebellConfig, exclude=True)
+    environ: dict[str, str] = Field(
+        default_factory=dict, exclude=True, validation_alias="__firebell_environ__"
+    )
+    """The environment these settings were read from: where named runbook secrets are looked up."""
 
     @property
     def pagerduty_secrets(self) -> list[str]:
@@ -408,4 +412,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     if config_path is not None:
         settings.config = read_config_file(Path(config_path))
+    settings.environ = env
     return settings

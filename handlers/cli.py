@@ -10,6 +10,7 @@ import typer
 from bot.settings import Settings
 from handlers.cli_common import exit_on_problems, settings_or_exit
 from handlers.cli_diag import diag
+from handlers.cli_runbook import runbook, runbook_problems
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -105,11 +106,15 @@ def configuration_problems(settings: Settings) -> list[str]:
 @cli.command()
 def check() -> None:
     """Validate the configuration: exit 0 when sound, 2 with one line per problem."""
-    exit_on_problems(configuration_problems(settings_or_exit()))
+    settings = settings_or_exit()
+    problems = configuration_problems(settings)
+    problems += [f"runbook {problem}" for problem in runbook_problems(settings)]
+    exit_on_problems(problems)
     typer.echo("configuration is sound")
 
 
 cli.add_typer(diag, name="diag")
+cli.add_typer(runbook, name="runbook")
 
 
 def main() -> None:

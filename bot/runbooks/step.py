@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from bot.clock import Clock
 from bot.runbooks.config import RunbooksConfig
 from bot.runbooks.secrets import SecretStore
+from bot.settings import Settings
 
 
 class StepArgs(BaseModel):
@@ -59,6 +60,24 @@ class StepContext:
     """Outcomes of earlier steps, by step id."""
     incident_service: str | None = None
     """The incident's service, when run for an incident."""
+    settings: Settings | None = None
+    """The whole configuration, for kinds that reuse other engines (``diag``)."""
+    open_network: bool = False
+    """HTTP steps may reach any address (the command line trusts its operator);
+    otherwise they are held to ``[diagnostics]`` ``allow_hosts``/``allow_cidrs``
+    like ``/incident diag``."""
+    interaction: Interaction | None = None
+    """Posting to the incident channel and waiting for approvals (``notify``, ``approval``)."""
+
+
+class Interaction(Protocol):
+    """What a run can do with the people around it (Slack or a terminal)."""
+
+    async def notify(self, text: str) -> None: ...
+
+    async def approval(self, role: str | None, prompt: str) -> str:
+        """Wait until someone with ``role`` approves; their name. ``UserError`` when refused."""
+        ...
 
 
 class RunbookStep(Protocol):

@@ -170,3 +170,41 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=64)
     expires_at: datetime = Field(sa_column=_utc_column(nullable=False))
+
+
+class RunbookRun(SQLModel, table=True):
+    """One runbook run: its plan, who asked and approved, where it reports, how it ended."""
+
+    __tablename__ = "runbook_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    runbook: str = Field(max_length=63)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    origin: str = Field(max_length=20)
+    params: str = Field(sa_column=Column(Text, nullable=False))
+    plan: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=20, index=True)
+    requested_by: str = Field(max_length=200)
+    approved_by: str | None = Field(default=None, max_length=200)
+    channel_id: str | None = Field(default=None, max_length=64)
+    message_ts: str | None = Field(default=None, max_length=32)
+    progress_ts: str | None = Field(default=None, max_length=32)
+    cancel_requested: bool = False
+    runner: str | None = Field(default=None, max_length=64)
+    results: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    finished_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class RunbookAudit(SQLModel, table=True):
+    """The audit trail of runbook runs: every request, approval, step and result."""
+
+    __tablename__ = "runbook_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runbook_runs.id", index=True)
+    at: datetime = Field(sa_column=_utc_column(nullable=False))
+    actor: str | None = Field(default=None, max_length=200)
+    action: str = Field(max_length=40)
+    detail: str = Field(sa_column=Column(Text, nullable=False))

@@ -1,0 +1,54 @@
+"""Step kind ``http``: one request with expectations on status, headers and body.
+
+A GET, HEAD or OPTIONS changes nothing; any other method is treated as a
+change (it needs ``confirm: true``) unless the author sets ``destructive: false``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from bot.runbooks.http_check import Expect, Method, Request, report_lines, send
+from bot.runbooks.step import StepArgs, StepContext, StepOutcome
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class HttpArgs(StepArgs):
+    method: Method = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_body: object = Field(default=None, alias="json")
+    follow_redirects: bool = False
+    expect: Expect = Field(default_factory=Expect)
+    destructive: bool | None = None
+
+    def request(self) -> Request:
+        return Request.model_validate(self.model_dump(by_alias=True, exclude={"destructive"}))
+
+
+class HttpStep:
+    kind: ClassVar[str] = "http"
+    args_model: ClassVar[type[StepArgs]] = HttpArgs
+
+    def describe(self, args: HttpArgs) -> str:
+        return f"{args.method} {args.url} (expect {' or '.join(map(str, args.expect.status))})"
+
+    def destructive(self, args: HttpArgs) -> bool:
+        return args.destructive if args.destructive is not None else args.method not in SAFE_METHODS
+
+    async def run(self, args: HttpArgs, context: StepContext) -> StepOutcome:
+        checked = await send(args.request(), context, context.timeout)
+        summary = checked.line if checked.ok else f"{checked.line}: {'; '.join(checked.failures)}"
+        return StepOutcome(
+            checked.ok,
+            summary,
+            report_lines(checked),
+            {"status": checked.status, "seconds": round(checked.seconds, 3)},
+        )
+
+
+STEP = HttpStep()
