@@ -36,7 +36,13 @@ class ChatChannel(Protocol):
 
     async def add_bookmark(self, channel_id: str, title: str, link: str) -> None: ...
 
-    async def post(self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str: ...
+    async def post(
+        self,
+        channel_id: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str: ...
 
     async def update(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
@@ -51,7 +57,13 @@ class ChatChannel(Protocol):
         ...
 
     async def upload_file(
-        self, channel_id: str, filename: str, title: str, content: str | bytes, comment: str | None = None
+        self,
+        channel_id: str,
+        filename: str,
+        title: str,
+        content: str | bytes,
+        comment: str | None = None,
+        thread_ts: str | None = None,
     ) -> None: ...
 
 

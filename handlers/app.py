@@ -35,6 +35,9 @@ from bot.metrics import Metrics
 from bot.pagers.opsgenie import OpsgeniePager
 from bot.pagers.pagerduty import PagerDutyPager
 from bot.ports import ChatChannel, Pager
+from bot.runbooks.chat_flow import RunbookChat
+from bot.runbooks.secrets import SecretStore
+from bot.runbooks.service import RunbookService
 from bot.settings import Settings
 from bot.slack.chat import SlackChat, make_web_client
 from bot.store.database import create_engine
@@ -81,6 +84,7 @@ class Firebell:
     slack_auth: BotAuthorization | None
     slack_client: AsyncWebClient | None
     reminders: ReminderService
+    runbooks: RunbookChat | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_workers(self) -> None:
@@ -175,6 +179,24 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         ssl_cert_file=settings.ssl_cert_file,
         settings=settings,
     )
+    runbooks = None
+    if chat is not None:
+        runbooks = RunbookChat(
+            RunbookService(
+                engine,
+                settings,
+                clock,
+                SecretStore(settings.environ, config.runbooks.secrets_dir),
+                ssl_context,
+            ),
+            chat,
+            clock,
+            commands.permissions.in_groups,
+            lambda incident_id, text, actor: commands.add_to_timeline(
+                incident_id, text, actor, kind="runbook"
+            ),
+            runner=identity,
+        )
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None
         slack_auth = BotAuthorization(web_client)
@@ -186,6 +208,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             config,
             snooze=reminders.snooze,
             authorization=slack_auth,
+            runbooks=runbooks,
         )
     return Firebell(
         settings=settings,
@@ -204,6 +227,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         slack_auth=slack_auth,
         slack_client=web_client,
         reminders=reminders,
+        runbooks=runbooks,
     )
 
 
@@ -244,6 +268,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await ticker.stop()
+        if firebell.runbooks is not None:
+            await firebell.runbooks.close()
         for task in firebell.tasks:
             task.cancel()
         await asyncio.gather(*firebell.tasks, return_exceptions=True)

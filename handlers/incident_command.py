@@ -20,6 +20,7 @@ from bot.incidents.commands import IncidentCommands
 from bot.incidents.model import Actor
 from bot.incidents.views import Reply, declare_modal
 from bot.ports import ChatChannel
+from bot.runbooks.chat_flow import RunbookChat
 from bot.settings import FirebellConfig
 from handlers.slack_errors import answer_failures
 
@@ -71,6 +72,7 @@ async def handle_incident_command(
     chat: ChatChannel,
     config: FirebellConfig,
     slots: CommandSlots | None = None,
+    runbooks: RunbookChat | None = None,
 ) -> None:
     try:
         command = parse(str(body.get("text", "")))
@@ -88,7 +90,7 @@ async def handle_incident_command(
         await ack(response_type="ephemeral", text=BUSY.format(text=str(body.get("text", "")).strip()))
         return
     await ack()
-    await answer_failures(respond, run_and_deliver(command, body, respond, commands, chat, slots))
+    await answer_failures(respond, run_and_deliver(command, body, respond, commands, chat, slots, runbooks))
 
 
 async def open_declare_form(
@@ -113,16 +115,19 @@ async def run_and_deliver(
     commands: IncidentCommands,
     chat: ChatChannel,
     slots: CommandSlots | None = None,
+    runbooks: RunbookChat | None = None,
 ) -> None:
     try:
-        reply = await run(command, body, commands)
+        reply = await run(command, body, commands, runbooks)
     finally:
         if slots is not None:
             slots.give()  # answering waits on Slack, not on the database
     await deliver(reply, body, respond, chat)
 
 
-async def run(command: Command, body: dict[str, Any], commands: IncidentCommands) -> Reply:
+async def run(
+    command: Command, body: dict[str, Any], commands: IncidentCommands, runbooks: RunbookChat | None = None
+) -> Reply:
     actor = command_actor(body)
     incident = await commands.find(body.get("channel_id"), command.incident)
     number = f"#{incident.id}"
@@ -177,6 +182,13 @@ async def run(command: Command, body: dict[str, Any], commands: IncidentCommands
             return await commands.diagnose_monitors(incident.id, command.check, actor)
         assert command.log_name is not None
         return await commands.diagnose_logs(incident.id, command.log_name, actor)
+    if name == "runbook":
+        if runbooks is None:
+            raise UserError("Runbooks are not available in this firebell.")
+        if command.runbook_action == "list":
+            return runbooks.list_reply(incident)
+        assert command.runbook_name is not None
+        return await runbooks.propose(incident, command.runbook_name, command.text, actor)
     raise UserError(f"`{name}` cannot be run here.")
 
 

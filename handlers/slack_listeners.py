@@ -28,6 +28,8 @@ from bot.incidents.model import Actor
 from bot.incidents.response import Declaration
 from bot.incidents.views import DECLARE_CALLBACK, UPDATE_CALLBACK
 from bot.ports import ChatChannel
+from bot.runbooks import chat_flow
+from bot.runbooks.chat_flow import ClickResult, RunbookChat
 from bot.settings import FirebellConfig
 from handlers.incident_command import CommandSlots, handle_incident_command
 from handlers.slack_auth import BotAuthorization
@@ -45,11 +47,16 @@ def actor_from(body: dict[str, Any]) -> Actor:
     return Actor(name=name, slack_user_id=user.get("id"))
 
 
-def incident_id_from(body: dict[str, Any]) -> int:
+def button_number(body: dict[str, Any], problem: str) -> int:
+    """The number a button carries as its value (an incident id, a run id)."""
     try:
         return int(body["actions"][0]["value"])
     except (KeyError, IndexError, ValueError, TypeError) as exc:
-        raise UserError("This button does not belong to an incident.") from exc
+        raise UserError(problem) from exc
+
+
+def incident_id_from(body: dict[str, Any]) -> int:
+    return button_number(body, "This button does not belong to an incident.")
 
 
 def _input(values: dict[str, Any], block: str) -> Any:
@@ -70,6 +77,7 @@ def build_bolt_app(
     config: FirebellConfig,
     snooze: Snooze | None = None,
     authorization: BotAuthorization | None = None,
+    runbooks: RunbookChat | None = None,
 ) -> AsyncApp:
     """The Bolt app. Without a signing secret it serves Socket Mode only (the
     HTTP route refuses Slack requests it cannot verify)."""
@@ -86,7 +94,34 @@ def build_bolt_app(
     async def incident(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        await handle_incident_command(ack, body, respond, client, commands, chat, config, slots)
+        await handle_incident_command(ack, body, respond, client, commands, chat, config, slots, runbooks)
+
+    def runbook_flow() -> RunbookChat:
+        if runbooks is None:
+            raise UserError("Runbooks are not available in this firebell.")
+        return runbooks
+
+    async def tell(respond: AsyncRespond, result: ClickResult) -> None:
+        if result.text:
+            await respond(text=result.text, response_type="ephemeral", replace_original=False)
+
+    @app.action(chat_flow.ACTION_RUN)
+    async def runbook_run(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        run_id = button_number(body, "This button does not belong to a runbook run.")
+        await tell(respond, await runbook_flow().click_run(run_id, actor_from(body)))
+
+    @app.action(chat_flow.ACTION_CANCEL)
+    async def runbook_cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        run_id = button_number(body, "This button does not belong to a runbook run.")
+        await tell(respond, await runbook_flow().click_cancel(run_id, actor_from(body)))
+
+    @app.action(chat_flow.ACTION_APPROVE_STEP)
+    async def runbook_approve_step(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        token = str((body.get("actions") or [{}])[0].get("value", ""))
+        await tell(respond, await runbook_flow().click_approve_step(token, actor_from(body)))
 
     @app.action(ACTION_ACKNOWLEDGE)
     async def acknowledge(ack: AsyncAck, body: dict[str, Any]) -> None:

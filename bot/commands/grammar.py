@@ -65,6 +65,11 @@ USAGES: dict[str, Usage] = {
         " proxy timeouts, a host's resources from Prometheus, or the uptime monitors; posted and timelined",
         "/incident diag http https://shop.example/ --count 10",
     ),
+    "runbook": Usage(
+        "runbook list | runbook run NAME [key=value…]",
+        "list the runbooks for this incident, or plan one for review (Run / Cancel, approvals, audit)",
+        "/incident runbook run web-503 url=https://shop.example/ backend=web server=web-2",
+    ),
 }
 ALIASES = {"severity": "sev", "acknowledge": "ack", "resolved": "resolve", "?": "help", "new": "declare"}
 
@@ -106,6 +111,9 @@ class Command:
     """The instance (``host`` or ``host:port``) for ``diag resources``."""
     check: str | None = None
     """Part of a check's name or URL for ``diag monitors``."""
+    runbook_action: str | None = None
+    """``list`` or ``run`` for ``runbook``; the name is in ``runbook_name``, parameters in ``text``."""
+    runbook_name: str | None = None
 
     @property
     def needs_incident(self) -> bool:
@@ -192,11 +200,24 @@ def _parse_args(name: str, rest: str) -> Command:
         return Command(name, add=True, text=tail)
     if name == "diag":
         return _parse_diag(first.lower(), tail)
+    if name == "runbook":
+        return _parse_runbook(first.lower(), tail)
     if name in ("resolve",):
         return Command(name, text=rest)
     if rest:
         raise usage_error(name, f"`{name}` takes no arguments, but got `{rest}`.")
     return Command(name)
+
+
+def _parse_runbook(action: str, rest: str) -> Command:
+    if action == "list" and not rest:
+        return Command("runbook", runbook_action="list")
+    if action == "run":
+        name, _, params = rest.partition(" ")
+        if not name:
+            raise usage_error("runbook", "Which runbook? `/incident runbook list` shows them.")
+        return Command("runbook", runbook_action="run", runbook_name=name, text=params.strip())
+    raise usage_error("runbook", f"`{action or '(nothing)'}` is not `list` or `run`.")
 
 
 def unwrap_url(token: str) -> str:

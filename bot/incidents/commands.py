@@ -48,12 +48,8 @@ class Permissions:
 
     async def require(self, action: str, actor: Actor) -> None:
         groups: list[str] = getattr(self._config, action)
-        if not groups:
+        if not groups or await self.in_groups(actor.slack_user_id, groups):
             return
-        if actor.slack_user_id is not None and self._chat is not None:
-            for group in groups:
-                if actor.slack_user_id in await self._group(group):
-                    return
         names = ", ".join(f"<!subteam^{g}>" for g in groups)
         verbs = {
             "declare": "declare incidents",
@@ -61,6 +57,15 @@ class Permissions:
             "severity": "change severity",
         }
         raise UserError(f"Only members of {names} may {verbs.get(action, action)}.")
+
+    async def in_groups(self, slack_user_id: str | None, groups: Sequence[str]) -> bool:
+        """Whether the user belongs to one of the Slack user groups."""
+        if slack_user_id is None or self._chat is None:
+            return False
+        for group in groups:
+            if slack_user_id in await self._group(group):
+                return True
+        return False
 
     async def _group(self, group: str) -> set[str]:
         cached = self._members.get(group)

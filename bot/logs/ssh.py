@@ -5,8 +5,9 @@ Only operator-configured ``ssh://[user@]host[:port]/path`` entries from
 The remote path is sent as one SFTP file name: no shell ever sees it, so
 quotes, ``;`` or spaces in it mean nothing. Host keys are always checked
 against a known_hosts file (``ssh_known_hosts`` or ``~/.ssh/known_hosts``);
-``~/.ssh/config`` is not read, so it cannot turn that check off. gzip'd files
-are fetched as they are and recognised by the analyser's magic-byte check.
+``~/.ssh/config`` is not read, so it cannot turn that check off (these rules
+are shared with runbooks: ``bot.runbooks.ssh``). gzip'd files are fetched as
+they are and recognised by the analyser's magic-byte check.
 """
 
 from __future__ import annotations
@@ -24,65 +25,30 @@ from typing import Any
 import asyncssh
 
 from bot.errors import IntegrationError, UserError
+from bot.runbooks.ssh import connect_options, known_hosts_file, ssh_error
 from bot.settings import SSH_PREFIX, DiagnosticsConfig, SshLogSource, parse_ssh_source
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _known_hosts(config: DiagnosticsConfig) -> str:
-    path = os.path.expanduser(config.ssh_known_hosts or "~/.ssh/known_hosts")
-    if not os.path.isfile(path):
-        raise UserError(
-            f"SSH log sources need a known_hosts file to verify host keys; {path} does not exist. "
-            "Set `ssh_known_hosts` under [diagnostics]."
-        )
-    return path
+    return known_hosts_file(config.ssh_known_hosts, setting="`ssh_known_hosts` under [diagnostics]")
 
 
 def _connect_options(config: DiagnosticsConfig) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "known_hosts": _known_hosts(config),  # never None: host keys are always verified
-        "config": None,  # ~/.ssh/config could disable the known_hosts check
-        "connect_timeout": config.timeout_seconds,
-        "login_timeout": config.timeout_seconds,
-    }
-    if config.ssh_key_file:
-        options["client_keys"] = [os.path.expanduser(config.ssh_key_file)]
-        options["agent_path"] = None
-        options["ignore_encrypted"] = False
-    return options
+    return connect_options(
+        known_hosts=_known_hosts(config), key_file=config.ssh_key_file, timeout=config.timeout_seconds
+    )
 
 
 def _error(source: SshLogSource, exc: BaseException, known_hosts: str) -> Exception:
-    where = source.label
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return IntegrationError(
-            f"{where}: host key verification failed — the server's key does not match "
-            f"{known_hosts} (or the host is not listed there); refusing to connect ({exc.reason})",
-            retryable=False,
-            code="ssh_host_key",
-        )
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return IntegrationError(
-            f"{where}: SSH authentication failed (check ssh_key_file or the agent)",
-            retryable=False,
-            code="ssh_auth",
-        )
     if isinstance(exc, asyncssh.SFTPNoSuchFile):
-        return UserError(f"{where}:{source.path}: no such file on the remote host")
+        return UserError(f"{source.label}:{source.path}: no such file on the remote host")
     if isinstance(exc, asyncssh.SFTPPermissionDenied):
-        return UserError(f"{where}:{source.path}: permission denied on the remote host")
+        return UserError(f"{source.label}:{source.path}: permission denied on the remote host")
     if isinstance(exc, asyncssh.SFTPError):
-        return IntegrationError(f"{where}:{source.path}: SFTP error: {exc.reason}", retryable=True)
-    if isinstance(exc, asyncssh.KeyImportError):
-        return UserError(f"ssh_key_file: cannot load the key ({exc})")
-    if isinstance(exc, asyncssh.Error):
-        return IntegrationError(f"{where}: SSH error: {exc.reason}", retryable=True)
-    if isinstance(exc, TimeoutError):
-        return IntegrationError(f"{where}: SSH connection timed out", retryable=True)
-    if isinstance(exc, OSError):
-        return IntegrationError(f"{where}: cannot connect: {exc.strerror or exc}", retryable=True)
-    return IntegrationError(f"{where}: {exc}", retryable=True)
+        return IntegrationError(f"{source.label}:{source.path}: SFTP error: {exc.reason}", retryable=True)
+    return ssh_error(source.label, exc, known_hosts=known_hosts, key_setting="ssh_key_file")
 
 
 async def fetch_ssh_sources(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
 from bot.errors import UserError
+from bot.runbooks.config import RunbooksConfig
 from bot.runbooks.engine import RunbookEngine, RunReport, StepStatus
 from bot.runbooks.library import RunbookLibrary, load_library, read_runbook
 from bot.runbooks.model import RunbookSpec
@@ -51,7 +52,19 @@ class RunbookService:
         self._ssl_context = ssl_context
         self._open_network = open_network
         self.store = RunStore(engine)
-        self.library = library or load_library(self._config, services=self.services)
+        self._library = library
+
+    @property
+    def library(self) -> RunbookLibrary:
+        """The runbooks, read on first use: a firebell that never runs one
+        never imports the step kinds' clients."""
+        if self._library is None:
+            self._library = load_library(self._config, services=self.services)
+        return self._library
+
+    @property
+    def config(self) -> RunbooksConfig:
+        return self._config
 
     @property
     def services(self) -> list[str]:

@@ -177,11 +177,17 @@ class SlackChat:
             lambda: self._client.bookmarks_add(channel_id=channel_id, title=title, type="link", link=link),
         )
 
-    async def post(self, channel_id: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    async def post(
+        self,
+        channel_id: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=channel_id, text=text, blocks=blocks, unfurl_links=False
+                channel=channel_id, text=text, blocks=blocks, unfurl_links=False, thread_ts=thread_ts
             ),
         )
         return str(response["ts"])
@@ -232,11 +238,22 @@ class SlackChat:
         return None
 
     async def upload_file(
-        self, channel_id: str, filename: str, title: str, content: str | bytes, comment: str | None = None
+        self,
+        channel_id: str,
+        filename: str,
+        title: str,
+        content: str | bytes,
+        comment: str | None = None,
+        thread_ts: str | None = None,
     ) -> None:
         await self._call(
             "files.upload",
             lambda: self._client.files_upload_v2(
-                channel=channel_id, filename=filename, title=title, content=content, initial_comment=comment
+                channel=channel_id,
+                filename=filename,
+                title=title,
+                content=content,
+                initial_comment=comment,
+                thread_ts=thread_ts,
             ),
         )

@@ -148,9 +148,7 @@ def test_alert_storm_is_folded_into_one_incident_by_the_grouping_rule(
     first = slack.channel_by_name("inc-1-symptom-0")
     assert first is not None
     # Every joining alert is told once, in order; lines that arrive together share a message.
-    slack.wait_for(
-        lambda: sum(m.text.count("joined this incident") for m in slack.messages(first.id)) == 49
-    )
+    slack.wait_for(lambda: sum(m.text.count("joined this incident") for m in slack.messages(first.id)) == 49)
     joined = [line for m in slack.messages(first.id) for line in m.text.splitlines() if "joined" in line]
     assert [line.rsplit("Symptom ", 1)[1] for line in joined] == [str(n) for n in range(1, 50)]
     assert len(slack.calls("conversations.create")) == 2
