@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import IntegrationError, UserError
+from bot.runbooks.config import SshHost
+from bot.runbooks.ssh import run_command
 
 _MAX_MESSAGE = 1000
 
@@ -153,3 +155,46 @@ class MaintenanceFlag:
         except OSError as exc:
             raise _os_error("remove", self.path, exc) from exc
         return MaintenanceState(self.path, on=False, changed=True)
+
+
+class RemoteMaintenanceFlag:
+    """A site's flag file on an inventory host, switched over SSH.
+
+    Three fixed commands, each an argv (the path is the operator's, still
+    quoted element by element): ``test -e``, ``touch --`` and ``rm -f --``.
+    The remote flag is an empty file: the snippets only check that it exists.
+    """
+
+    def __init__(self, host: SshHost, host_name: str, flag_file: str) -> None:
+        if not flag_file.startswith("/"):
+            raise UserError(f"maintenance flag_file {flag_file!r} must be an absolute path")
+        self.path = Path(flag_file)
+        self._host = host
+        self._name = host_name
+
+    async def _run(self, *argv: str) -> int:
+        result = await run_command(self._host, list(argv), name=self._name)
+        if result.exit_status not in (0, 1):
+            raise IntegrationError(
+                f"{self._name}: `{' '.join(argv)}` failed ({result.describe_exit()}): "
+                f"{result.stderr.strip()}",
+                retryable=False,
+            )
+        return result.exit_status
+
+    async def status(self) -> MaintenanceState:
+        return MaintenanceState(self.path, on=await self._run("test", "-e", str(self.path)) == 0)
+
+    async def switch_on(
+        self, *, now: datetime, message: str | None = None, retry_after_seconds: int | None = None
+    ) -> MaintenanceState:
+        before = await self.status()
+        if await self._run("touch", "--", str(self.path)) != 0:
+            raise IntegrationError(f"{self._name}: cannot create {self.path}", retryable=False)
+        return MaintenanceState(self.path, on=True, since=now, message=message, changed=not before.on)
+
+    async def switch_off(self) -> MaintenanceState:
+        before = await self.status()
+        if await self._run("rm", "-f", "--", str(self.path)) != 0:
+            raise IntegrationError(f"{self._name}: cannot remove {self.path}", retryable=False)
+        return MaintenanceState(self.path, on=False, changed=before.on)

@@ -55,6 +55,8 @@ class SshTestServer:
     argvs: list[list[str]] = field(default_factory=list)
     """The same, split as a POSIX shell would."""
     units: dict[str, FakeUnit] = field(default_factory=dict)
+    files: set[str] = field(default_factory=set)
+    """Paths that exist, for ``test -e``, ``touch --`` and ``rm -f --``."""
 
     def host(self, **changes: object) -> SshHost:
         values: dict[str, object] = {
@@ -82,6 +84,14 @@ class SshTestServer:
             return int(args[0]), "", (args[1] + "\n") if len(args) > 1 else ""
         if program == "flood":
             return 0, "x" * int(args[0]), ""
+        if program == "test" and len(args) == 2 and args[0] == "-e":
+            return (0 if args[1] in self.files else 1), "", ""
+        if program == "touch" and len(args) == 2 and args[0] == "--":
+            self.files.add(args[1])
+            return 0, "", ""
+        if program == "rm" and len(args) == 3 and args[:2] == ["-f", "--"]:
+            self.files.discard(args[2])
+            return 0, "", ""
         if program == "systemctl":
             return self._systemctl(args)
         if program == "journalctl":

@@ -36,6 +36,7 @@ from tests.runbooks.maint_nginx import (
     NginxSite,
     nginx_binary,
 )
+from tests.runbooks.ssh_server import ssh_test_server
 
 NGINX = nginx_binary()
 START = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -269,9 +270,25 @@ def test_a_relative_flag_path_is_refused() -> None:
 # --------------------------------------------------------------------- configuration and arguments
 
 
-async def test_a_remote_site_needs_the_ssh_runner(tmp_path: Path) -> None:
+async def test_a_remote_site_is_switched_over_ssh(tmp_path: Path) -> None:
+    flag = "/var/lib/firebell/maintenance flag"  # a space: still one argument
+    async with ssh_test_server(tmp_path) as server:
+        ctx = context({"www": MaintenanceSite(flag_file=flag, host="web1")})
+        ctx.config.hosts["web1"] = server.host()
+        on = await STEP.run(args(action="on"), ctx)
+        assert on.ok and on.data["maintenance"] is True and on.data["changed"] is True
+        assert flag in server.files
+        status = await STEP.run(args(action="status"), ctx)
+        assert status.summary == "maintenance page of www is on"
+        off = await STEP.run(args(action="off"), ctx)
+        assert off.data == {"maintenance": False, "changed": True, "since": None}
+        assert server.files == set()
+        assert ["touch", "--", flag] in server.argvs and ["rm", "-f", "--", flag] in server.argvs
+
+
+async def test_a_remote_site_on_an_unknown_host_is_a_user_error() -> None:
     ctx = context({"www": MaintenanceSite(flag_file="/var/lib/firebell/maintenance.flag", host="web1")})
-    with pytest.raises(UserError, match="remote maintenance sites need the ssh step runner"):
+    with pytest.raises(UserError, match="host 'web1' is not under"):
         await STEP.run(args(action="on"), ctx)
 
 

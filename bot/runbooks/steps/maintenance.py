@@ -2,8 +2,8 @@
 
 The site (``[runbooks.maintenance.<site>]``) names the flag file that the
 shipped nginx/Apache snippets check; the file handling lives in
-``bot.runbooks.maintenance``. Only local flag files for now: a site with a
-``host`` needs the SSH step runner.
+``bot.runbooks.maintenance``. A site with a ``host`` has its flag switched
+on that inventory host over SSH.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from bot.errors import UserError
-from bot.runbooks.maintenance import MaintenanceFlag, MaintenanceState
+from bot.runbooks.maintenance import MaintenanceFlag, MaintenanceState, RemoteMaintenanceFlag
 from bot.runbooks.step import StepArgs, StepContext, StepOutcome
 
 
@@ -79,12 +79,16 @@ class MaintenanceStep:
         if site is None:
             known = ", ".join(sorted(context.config.maintenance)) or "none configured"
             raise UserError(f"no maintenance site {args.site!r} under [runbooks.maintenance] ({known})")
+        flag: MaintenanceFlag | RemoteMaintenanceFlag
         if site.host is not None:
-            raise UserError(
-                "remote maintenance sites need the ssh step runner "
-                f"({args.site} is on host {site.host}; only local flag files are supported yet)"
-            )
-        flag = MaintenanceFlag(site.flag_file)
+            host = context.config.hosts.get(site.host)
+            if host is None:
+                raise UserError(
+                    f"maintenance site {args.site}: host {site.host!r} is not under [runbooks.hosts]"
+                )
+            flag = RemoteMaintenanceFlag(host, site.host, site.flag_file)
+        else:
+            flag = MaintenanceFlag(site.flag_file)
         if args.action == "on":
             state = await flag.switch_on(
                 now=context.clock.now(), message=args.message, retry_after_seconds=args.retry_after_seconds
