@@ -35,6 +35,7 @@ from bot.metrics import Metrics
 from bot.pagers.opsgenie import OpsgeniePager
 from bot.pagers.pagerduty import PagerDutyPager
 from bot.ports import ChatChannel, Pager
+from bot.runbooks.automation import RunbookAutomation
 from bot.runbooks.chat_flow import RunbookChat
 from bot.runbooks.secrets import SecretStore
 from bot.runbooks.service import RunbookService
@@ -96,6 +97,25 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def identity_gone(identity: str) -> bool:
+    """Whether the process an identity names is known to be dead: same host,
+    and no such process (another host's processes cannot be checked)."""
+    host, _, rest = identity.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # an earlier life of this process id: this process runs nothing yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     clock = clock or SystemClock()
     config = settings.config
@@ -130,6 +150,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
     jobs = JobQueue(engine, identity, lease=timedelta(seconds=config.work.lease_seconds))
     chat: ChatChannel | None = None
     worker: JobWorker | None = None
+    dispatcher: JobDispatcher | None = None
     bolt: AsyncApp | None = None
     slack_auth: BotAuthorization | None = None
     web_client: AsyncWebClient | None = None
@@ -197,6 +218,8 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             ),
             runner=identity,
         )
+        assert dispatcher is not None
+        dispatcher.add(RunbookAutomation(runbooks, commands.incident).handlers())
     if web_client is not None and (settings.slack_signing_secret or settings.slack_app_token):
         assert chat is not None
         slack_auth = BotAuthorization(web_client)
@@ -235,6 +258,11 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
 async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
     """Migrate, start the background loops, and stop them cleanly."""
     await migrate(firebell.engine)
+    if firebell.runbooks is not None:
+        try:
+            await firebell.runbooks.sweep_interrupted(identity_gone)
+        except Exception:
+            log.exception("could not mark interrupted runbook runs")
     loops = [firebell.writer.run(), firebell.ingest.run()]
     if firebell.worker is not None:
         loops.append(firebell.worker.run())

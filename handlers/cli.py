@@ -10,7 +10,7 @@ import typer
 from bot.settings import Settings
 from handlers.cli_common import exit_on_problems, settings_or_exit
 from handlers.cli_diag import diag
-from handlers.cli_runbook import runbook, runbook_problems
+from handlers.cli_runbook import automation_config_problems, runbook, runbook_problems
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -109,6 +109,7 @@ def check() -> None:
     settings = settings_or_exit()
     problems = configuration_problems(settings)
     problems += [f"runbook {problem}" for problem in runbook_problems(settings)]
+    problems += automation_config_problems(settings)
     exit_on_problems(problems)
     typer.echo("configuration is sound")
 

@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.errors import FirebellError, UserError
+from bot.runbooks.automation import automation_problems
 from bot.runbooks.engine import RunReport, RunStatus
-from bot.runbooks.library import FileProblem, runbook_files, validate_files
+from bot.runbooks.library import FileProblem, load_library, runbook_files, validate_files
 from bot.runbooks.params import parse_assignments
 from bot.runbooks.plan import Plan, RunbookInvalid
 from bot.runbooks.render import params_line, plan_lines, record_line
@@ -41,6 +42,22 @@ def runbook_problems(settings: Settings, paths: list[Path] | None = None) -> lis
     """Every problem in ``paths`` (default: every runbook firebell would load)."""
     files = paths if paths else runbook_files(settings.config.runbooks)
     _, problems = validate_files(files, settings.config.runbooks, services=sorted(settings.config.services))
+    return problems
+
+
+def automation_config_problems(settings: Settings) -> list[str]:
+    """``[[runbooks.automation]]`` rules that name a missing or unsafe runbook,
+    and CDN accounts missing what their provider needs."""
+    config = settings.config.runbooks
+    problems: list[str] = []
+    if config.cdn:
+        from bot.runbooks.cdn import account_problems
+
+        for name, account in config.cdn.items():
+            problems += [f"runbooks.cdn.{name}: {problem}" for problem in account_problems(account)]
+    if config.automation:
+        library = load_library(config, services=sorted(settings.config.services))
+        problems += automation_problems(config, library)
     return problems
 
 

@@ -103,6 +103,10 @@ class IncidentCommands:
         self._on_jobs = on_jobs
         self.permissions = Permissions(config, chat)
 
+    async def incident(self, incident_id: int) -> IncidentView:
+        async with self._engine.connect() as connection:
+            return await self._response.load(connection, incident_id)
+
     async def find(self, channel_id: str | None, ref: IncidentRef | None) -> IncidentView:
         async with self._engine.connect() as connection:
             return await self._response.find(connection, channel_id=channel_id, ref=ref)

@@ -31,6 +31,8 @@ PAGER_SEVERITY = "pager_severity"
 PAGER_ESCALATE = "pager_escalate"
 PAGE = "page"
 INVITE = "invite"
+# Runs the self-healing runbooks whose rules match a newly opened incident.
+RUNBOOK_AUTOMATION = "runbook_automation"
 
 PAGER_SOURCES = ("pagerduty", "opsgenie")
 

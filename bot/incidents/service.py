@@ -32,6 +32,7 @@ from bot.incidents.records import (
     OPEN_CHANNEL,
     PAGER_UPDATE,
     REFS,
+    RUNBOOK_AUTOMATION,
     lane,
     pager_refs,
     record,
@@ -251,6 +252,18 @@ class IncidentService:
         )
         batch.record(incident_id, "opened", event.actor, f"{severity.label} incident {origin}: {event.title}")
         batch.enqueue(incident_id, OPEN_CHANNEL, {})
+        if self._config.runbooks.automation and event.source is not Source.SLACK:
+            # The alert's labels live only in the delivery: the rules are matched on them later.
+            batch.enqueue(
+                incident_id,
+                RUNBOOK_AUTOMATION,
+                {
+                    "source": event.source.value,
+                    "service": event.service,
+                    "severity": int(severity),
+                    "labels": event.labels,
+                },
+            )
         return int(incident_id)
 
     async def _later_event(

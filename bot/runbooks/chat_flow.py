@@ -36,6 +36,7 @@ ACTION_RUN = "firebell_runbook_run"
 ACTION_CANCEL = "firebell_runbook_cancel"
 ACTION_APPROVE_STEP = "firebell_runbook_approve_step"
 APPROVAL_POLL_SECONDS = 1.0
+AUTOMATION = "firebell (self-healing)"
 
 InGroups = Callable[[str | None, Sequence[str]], Awaitable[bool]]
 RecordTimeline = Callable[[int, str, Actor], Awaitable[None]]
@@ -74,7 +75,7 @@ def plan_blocks(
     lines = "\n".join(escape(line) for line in plan_lines(plan))
     blocks = [
         section(
-            f":clipboard: *Runbook `{runbook.name}`* (run #{run_id}) asked for by <@{requester}>\n"
+            f":clipboard: *Runbook `{runbook.name}`* (run #{run_id}) asked for by {_mention(requester)}\n"
             f"{escape(runbook.description)}"
         ),
         section(f"*Parameters:* {escape(params_line(plan))}\n*Steps:*\n{lines}"),
@@ -91,6 +92,10 @@ def plan_blocks(
             }
         )
     return blocks
+
+
+def _mention(requester: str) -> str:
+    return requester if requester == AUTOMATION else f"<@{requester}>"
 
 
 def approval_text(spec: RunbookSpec, plan: Plan) -> str:
@@ -370,6 +375,56 @@ class RunbookChat:
                 f":x: Runbook run #{run.id} could not run: {escape(str(exc))}",
                 thread_ts=run.message_ts,
             )
+
+    # -- self-healing ---------------------------------------------------------------
+
+    async def run_automatically(self, incident: IncidentView, name: str, params: dict[str, str]) -> None:
+        """Run an automation-safe runbook for a newly opened incident, reporting in its channel."""
+        if incident.channel_id is None:
+            raise UserError("the incident has no channel")
+        spec = self._runbook(name)
+        if not spec.automation_safe:
+            raise UserError("it has steps not marked automation_safe")
+        plan = self.service.plan(spec, dict(params))
+        requested = await self.service.request(
+            plan,
+            origin="automation",
+            requested_by=AUTOMATION,
+            incident_id=incident.id,
+            channel_id=incident.channel_id,
+        )
+        status = ":robot_face: Self-healing: started by a rule under [runbooks.automation]."
+        blocks = plan_blocks(plan, requested.run_id, AUTOMATION, status, buttons=False)
+        ts = await self.chat.post(incident.channel_id, f"Runbook {spec.name}: self-healing", blocks)
+        await self.service.store.set_messages(requested.run_id, message_ts=ts)
+        run = await self._run(requested.run_id)
+        await self._execute(run, plan, Actor(name=AUTOMATION), approved_by=None)
+
+    async def sweep_interrupted(self, runner_gone: Callable[[str], bool]) -> list[int]:
+        """Mark runs whose runner process is gone as interrupted, and say so in
+        their thread. They are never resumed: half of a restart is not
+        something to repeat blindly."""
+        swept = []
+        for run_id, runner in await self.service.store.running():
+            if runner is None or not runner_gone(runner):
+                continue
+            moved = await self.service.store.transition(
+                run_id, {RunState.RUNNING}, RunState.INTERRUPTED, self.clock.now(), None
+            )
+            run = await self.service.store.get(run_id)
+            if moved and run is not None and run.channel_id:
+                await self.chat.post(
+                    run.channel_id,
+                    f":warning: Runbook run #{run_id} (`{run.runbook}`) was interrupted: the firebell "
+                    "running it stopped. Nothing was resumed; check the target, then ask again if needed.",
+                    thread_ts=run.message_ts,
+                )
+            swept.append(run_id)
+        return swept
+
+    async def tell_channel(self, incident: IncidentView, text: str) -> None:
+        if incident.channel_id is not None:
+            await self.chat.post(incident.channel_id, text)
 
     async def close(self) -> None:
         for task in list(self._tasks):

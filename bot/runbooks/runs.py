@@ -195,17 +195,13 @@ class RunStore:
             )
             await self._audit(connection, run_id, now, None, report.status.value, {"steps": results})
 
-    async def interrupt_abandoned(self, runner: str, now: datetime) -> list[int]:
-        """Runs this runner left running (it was killed): marked interrupted, never resumed —
-        half of a restart is not something to repeat blindly."""
-        async with self._engine.begin() as connection:
+    async def running(self) -> list[tuple[int, str | None]]:
+        """(run id, runner) of every run marked running."""
+        async with self._engine.connect() as connection:
             rows = await connection.execute(
-                update(RUNS)
-                .where(RUNS.c.status == RunState.RUNNING.value, RUNS.c.runner == runner)
-                .values(status=RunState.INTERRUPTED.value, finished_at=now)
-                .returning(RUNS.c.id)
+                select(RUNS.c.id, RUNS.c.runner).where(RUNS.c.status == RunState.RUNNING.value)
             )
-            return [int(r.id) for r in rows]
+            return [(int(r.id), r.runner) for r in rows]
 
     async def audit_trail(self, run_id: int) -> list[dict[str, Any]]:
         async with self._engine.connect() as connection:

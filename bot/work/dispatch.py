@@ -14,10 +14,14 @@ class JobDispatcher:
     def __init__(self, *registries: Mapping[str, JobHandler]) -> None:
         self._handlers: dict[str, JobHandler] = {}
         for registry in registries:
-            clash = set(registry) & set(self._handlers)
-            if clash:
-                raise ValueError(f"job kinds registered twice: {sorted(clash)}")
-            self._handlers.update(registry)
+            self.add(registry)
+
+    def add(self, registry: Mapping[str, JobHandler]) -> None:
+        """More job kinds (from services built after the worker)."""
+        clash = set(registry) & set(self._handlers)
+        if clash:
+            raise ValueError(f"job kinds registered twice: {sorted(clash)}")
+        self._handlers.update(registry)
 
     async def run(self, job: ClaimedJob) -> None:
         handler = self._handlers.get(job.kind)

@@ -210,3 +210,59 @@ def test_a_harmless_runbook_runs_for_the_requester(
 def test_wrong_runbook_commands_get_a_helpful_answer(room: Room, text: str, expected: str) -> None:
     answer = room.ask(text, "U1REQ")
     assert expected in answer["text"]
+
+
+SAFE = """\
+name: gather-facts
+description: Reads only.
+steps:
+  - id: look
+    kind: scripted
+    args: {value: "{{ where }}"}
+    automation_safe: true
+parameters:
+  - name: where
+"""
+
+
+def test_self_healing_runs_safe_runbooks_for_matching_alerts_only(
+    slack: FakeSlack,
+    pagerduty: FakePagerDuty,
+    firebell_env: Env,
+    start_firebell: Start,
+    tmp_path: Path,
+    scripted: list[dict[str, Any]],
+) -> None:
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "safe.yaml").write_text(SAFE)
+    (books / "fix.yaml").write_text(FIX)
+    pagerduty.add_incident("PGR0VU2")
+    config: dict[str, Any] = {
+        "runbooks": {
+            "paths": [str(books)],
+            "include_shipped": False,
+            "automation": [
+                {"runbook": "gather-facts", "service": "checkout", "params": {"where": "checkout-web"}},
+                {"runbook": "gather-facts", "service": "search", "params": {"where": "never"}},
+                {"runbook": "fix-checkout", "source": "pagerduty", "params": {"target": "x"}},
+            ],
+        },
+        "runbooks.approvers": {"sre": ["S0"]},
+    }
+    firebell = start_firebell(firebell_env(config=config))
+    send_pagerduty(firebell, pagerduty_event())
+    slack.wait_for(lambda: slack.channel_by_name(CHANNEL) is not None)
+    channel = slack.channel_by_name(CHANNEL)
+    assert channel is not None
+
+    def texts() -> str:
+        return json.dumps([(m.text, m.blocks) for m in slack.messages(channel.id)], ensure_ascii=False)
+
+    slack.wait_for(lambda: "succeeded" in texts() and "was not run" in texts(), timeout=20)
+    assert [call["value"] for call in scripted] == ["checkout-web"]
+    assert "asked for by firebell (self-healing)" in texts()
+    assert "`fix-checkout` was not run: it has steps not marked automation_safe" in texts()
+    assert firebell.sql("select runbook, origin, requested_by, status from runbook_runs") == [
+        ("gather-facts", "automation", "firebell (self-healing)", "succeeded")
+    ]
