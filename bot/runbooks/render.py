@@ -30,7 +30,8 @@ def plan_lines(plan: Plan) -> list[str]:
 
 
 def params_line(plan: Plan) -> str:
-    return ", ".join(f"{k}={v}" for k, v in plan.params.items()) or "no parameters"
+    given = {k: v for k, v in plan.params.items() if v is not None}
+    return ", ".join(f"{k}={v}" for k, v in given.items()) or "no parameters"
 
 
 def record_line(record: StepRecord) -> str:

@@ -53,6 +53,22 @@ steps:
 """
 
 
+GATED = """\
+name: gated
+description: Stops for a go from the sre group.
+steps:
+  - id: look
+    kind: scripted
+    args: {value: before}
+  - id: gate
+    kind: approval
+    args: {role: sre, prompt: "Drain next?"}
+  - id: after
+    kind: scripted
+    args: {value: after}
+"""
+
+
 @pytest.fixture(autouse=True)
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     # The server runs in this process (a thread), so the test kind is visible to it.
@@ -107,6 +123,7 @@ def room(
     books.mkdir()
     (books / "fix.yaml").write_text(FIX)
     (books / "look.yaml").write_text(LOOK)
+    (books / "gated.yaml").write_text(GATED)
     slack.add_user("alice@acme.test", "Alice")
     sre = slack.add_usergroup("sre", ["U1REQ", "U2SRE"])
     pagerduty.add_incident("PGR0VU2")
@@ -196,6 +213,34 @@ def test_a_harmless_runbook_runs_for_the_requester(
     room.click(chat_flow.ACTION_RUN, run_id, "U1REQ")
     slack.wait_for(lambda: "succeeded" in json.dumps(room.plan_message().blocks), timeout=20)
     assert [call["value"] for call in scripted] == ["looked"]
+
+
+def test_an_approval_step_waits_for_the_role(
+    room: Room, slack: FakeSlack, scripted: list[dict[str, Any]]
+) -> None:
+    room.ask("runbook run gated", "U3OTHER")
+    plan = room.plan_message()
+    room.click(chat_flow.ACTION_RUN, room.run_button(plan), "U3OTHER")
+
+    def approve_button() -> dict[str, Any] | None:
+        for message in slack.thread(room.channel, plan.ts):
+            for block in message.blocks or []:
+                for element in block.get("elements", []):
+                    if element.get("action_id") == chat_flow.ACTION_APPROVE_STEP:
+                        return dict(element)
+        return None
+
+    slack.wait_for(lambda: approve_button() is not None, timeout=20)
+    assert [call["value"] for call in scripted] == ["before"]
+    button = approve_button()
+    assert button is not None
+    refused = room.click(chat_flow.ACTION_APPROVE_STEP, button["value"], "U3OTHER")
+    assert refused is not None and "`sre`" in refused
+    room.click(chat_flow.ACTION_APPROVE_STEP, button["value"], "U2SRE")
+    slack.wait_for(lambda: "succeeded" in json.dumps(room.plan_message().blocks), timeout=20)
+    assert [call["value"] for call in scripted] == ["before", "after"]
+    progress = slack.thread(room.channel, plan.ts)[0]
+    assert "approved by U2SRE" in progress.text
 
 
 @pytest.mark.parametrize(
