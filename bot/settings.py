@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigurationError
+from bot.notices.config import NoticesConfig
 from bot.runbooks.config import RunbooksConfig
 
 DEFAULT_CONFIG_FILE = "firebell.toml"
@@ -297,6 +298,7 @@ class FirebellConfig(BaseModel):
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     runbooks: RunbooksConfig = Field(default_factory=RunbooksConfig)
+    notices: NoticesConfig = Field(default_factory=NoticesConfig)
 
     def service(self, name: str) -> ServiceConfig:
         return self.services.get(name) or ServiceConfig()

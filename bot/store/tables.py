@@ -208,3 +208,96 @@ class RunbookAudit(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=200)
     action: str = Field(max_length=40)
     detail: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Subscriber(SQLModel, table=True):
+    """Someone who gets customer notices: an email address or a browser push subscription."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        UniqueConstraint("segment", "email", name="uq_subscribers_segment_email"),
+        Index("ix_subscribers_segment_active", "segment", "unsubscribed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment: str = Field(max_length=63)
+    email: str | None = Field(default=None, max_length=320)
+    push_endpoint: str | None = Field(default=None, sa_column=Column(Text, unique=True))
+    push_p256dh: str | None = Field(default=None, max_length=200)
+    push_auth: str | None = Field(default=None, max_length=64)
+    locale: str = Field(default="en", max_length=16)
+    components: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    source: str = Field(default="import", max_length=20)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    unsubscribed_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class Notice(SQLModel, table=True):
+    """One customer notice: what the commander wrote, for which segments."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id", index=True)
+    status: str = Field(max_length=20)
+    impact: str = Field(default="minor", max_length=20)
+    components: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    next_update_at: datetime | None = Field(default=None, sa_column=_utc_column())
+    segments: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=20, index=True)
+    created_by: str = Field(max_length=200)
+    approved_by: str | None = Field(default=None, max_length=200)
+    report_channel: str | None = Field(default=None, max_length=64)
+    report_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(sa_column=_utc_column(nullable=False, index=True))
+    sent_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class NoticeBody(SQLModel, table=True):
+    """A notice rendered once per segment × channel × locale (recipients only add their links)."""
+
+    __tablename__ = "notice_bodies"
+
+    notice_id: int = Field(foreign_key="notices.id", primary_key=True)
+    segment: str = Field(primary_key=True, max_length=63)
+    channel: str = Field(primary_key=True, max_length=20)
+    locale: str = Field(primary_key=True, max_length=16)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    html: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class NoticeDelivery(SQLModel, table=True):
+    """The outbox: one row per recipient × channel, claimed, sent, retried or dead-lettered."""
+
+    __tablename__ = "notice_deliveries"
+    __table_args__ = (
+        Index("ix_notice_deliveries_due", "state", "run_at"),
+        Index("ix_notice_deliveries_notice", "notice_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id")
+    subscriber_id: int | None = Field(default=None, foreign_key="subscribers.id")
+    channel: str = Field(max_length=20)
+    segment: str = Field(max_length=63)
+    locale: str = Field(max_length=16)
+    target: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16)
+    attempts: int = 0
+    run_at: datetime = Field(sa_column=_utc_column(nullable=False))
+    locked_by: str | None = Field(default=None, max_length=64)
+    locked_until: datetime | None = Field(default=None, sa_column=_utc_column())
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    sent_at: datetime | None = Field(default=None, sa_column=_utc_column())
+
+
+class AppSecret(SQLModel, table=True):
+    """Keys firebell makes for itself on first start (e.g. for signing unsubscribe links)."""
+
+    __tablename__ = "app_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
