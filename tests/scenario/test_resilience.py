@@ -47,7 +47,8 @@ def test_name_taken_gets_a_suffix(slack: FakeSlack, firebell_env: Env, start_fir
     firebell = start_firebell(firebell_env())
     send_pagerduty(firebell, pagerduty_event())
     slack.wait_for(lambda: slack.channel_by_name(f"{CHANNEL}-2") is not None)
-    assert firebell.sql("select channel_name from incidents") == [(f"{CHANNEL}-2",)]
+    # firebell records the name once Slack has answered: wait for that, not just the channel.
+    firebell.wait_until(lambda: firebell.sql("select channel_name from incidents") == [(f"{CHANNEL}-2",)])
 
 
 def test_kill_9_while_slack_is_down_loses_nothing_and_doubles_nothing(
