@@ -52,6 +52,28 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.notice_deliveries = Counter(
+            "firebell_notice_deliveries",
+            "Customer notice deliveries by channel and outcome (sent, retry, failed, dead).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.notices = Counter(
+            "firebell_notices",
+            "Customer notices sent (written to the outbox).",
+            registry=self.registry,
+        )
+        self.unsubscribes = Counter(
+            "firebell_notice_unsubscribes",
+            "Subscribers who unsubscribed through their link.",
+            registry=self.registry,
+        )
+        self.first_notice_seconds = Gauge(
+            "firebell_first_notice_seconds",
+            "Seconds from incident start to its first customer notice, for the latest incident that got one.",
+            registry=self.registry,
+        )
+
     def set_pending(self, queue: str, count: int) -> None:
         self.pending_work.labels(queue).set(count)
 

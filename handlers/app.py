@@ -32,6 +32,8 @@ from bot.incidents.reminders import ReminderEffects, ReminderService
 from bot.incidents.response import ResponseService
 from bot.incidents.service import IncidentService
 from bot.metrics import Metrics
+from bot.notices.dispatch import NoticeDispatcher
+from bot.notices.service import NoticeService
 from bot.pagers.opsgenie import OpsgeniePager
 from bot.pagers.pagerduty import PagerDutyPager
 from bot.ports import ChatChannel, Pager
@@ -50,6 +52,7 @@ from bot.work.ingest import IngestLoop
 from bot.work.intake import DeliveryWriter
 from bot.work.priority import IntakePriority
 from bot.work.worker import JobWorker
+from handlers.notice_senders import build_notices, build_senders
 from handlers.scheduler import TickScheduler
 from handlers.slack_auth import BotAuthorization
 from handlers.slack_listeners import build_bolt_app
@@ -86,6 +89,8 @@ class Firebell:
     slack_client: AsyncWebClient | None
     reminders: ReminderService
     runbooks: RunbookChat | None = None
+    notices: NoticeService | None = None
+    notice_dispatcher: NoticeDispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_workers(self) -> None:
@@ -200,6 +205,14 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         ssl_cert_file=settings.ssl_cert_file,
         settings=settings,
     )
+    notices, notice_dispatcher = build_notices(
+        engine,
+        settings,
+        clock,
+        identity,
+        build_senders(settings, ssl_context, engine, chat),
+        on_result=lambda channel, outcome: metrics.notice_deliveries.labels(channel, outcome).inc(),
+    )
     runbooks = None
     if chat is not None:
         runbooks = RunbookChat(
@@ -251,6 +264,8 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         slack_client=web_client,
         reminders=reminders,
         runbooks=runbooks,
+        notices=notices,
+        notice_dispatcher=notice_dispatcher,
     )
 
 
@@ -264,6 +279,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         except Exception:
             log.exception("could not mark interrupted runbook runs")
     loops = [firebell.writer.run(), firebell.ingest.run()]
+    if firebell.notice_dispatcher is not None:
+        loops.append(firebell.notice_dispatcher.run())
     if firebell.worker is not None:
         loops.append(firebell.worker.run())
     else:
@@ -298,6 +315,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         await ticker.stop()
         if firebell.runbooks is not None:
             await firebell.runbooks.close()
+        if firebell.notice_dispatcher is not None:
+            await firebell.notice_dispatcher.close()
         for task in firebell.tasks:
             task.cancel()
         await asyncio.gather(*firebell.tasks, return_exceptions=True)

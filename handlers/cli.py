@@ -10,6 +10,7 @@ import typer
 from bot.settings import Settings
 from handlers.cli_common import exit_on_problems, settings_or_exit
 from handlers.cli_diag import diag
+from handlers.cli_notices import notice, subscribers
 from handlers.cli_runbook import automation_config_problems, runbook, runbook_problems
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -56,6 +57,44 @@ def serve(
     )
 
 
+def notice_problems(settings: Settings) -> list[str]:
+    """Customer notice settings that cannot work: the SMTP URL, the sender
+    address, and every secret the notice channels name."""
+    from bot.errors import ConfigurationError, UserError
+    from bot.notices.email import parse_smtp_url
+    from handlers.notice_senders import notice_secrets, vapid_public_key
+
+    problems: list[str] = []
+    config = settings.config.notices
+    if settings.smtp_url:
+        try:
+            parse_smtp_url(settings.smtp_url)
+        except ConfigurationError as exc:
+            problems.append(str(exc))
+        if not settings.email_from:
+            problems.append("FIREBELL_EMAIL_FROM must be set with FIREBELL_SMTP_URL (the notices' sender)")
+    secrets = notice_secrets(settings)
+    names = [
+        ("notices.ntfy.token_secret", config.ntfy.token_secret if config.ntfy else None),
+        (
+            "notices.statuspage.api_key_secret",
+            config.statuspage.api_key_secret if config.statuspage else None,
+        ),
+    ]
+    for setting, name in names:
+        if name:
+            try:
+                secrets.get(name)
+            except UserError as exc:
+                problems.append(f"{setting}: {exc}")
+    if config.vapid_private_key_secret:
+        try:
+            vapid_public_key(settings)
+        except (UserError, ConfigurationError) as exc:
+            problems.append(f"notices.vapid_private_key_secret: {exc}")
+    return problems
+
+
 def configuration_problems(settings: Settings) -> list[str]:
     """Everything wrong with ``settings``, one line each."""
     from bot.alerts.severity import default_severity_mapping
@@ -94,6 +133,7 @@ def configuration_problems(settings: Settings) -> list[str]:
         problems.append(
             "PAGERDUTY_FROM_EMAIL must be set with PAGERDUTY_API_TOKEN (acknowledging needs a From address)"
         )
+    problems += notice_problems(settings)
     if settings.ssl_cert_file:
         try:
             with open(settings.ssl_cert_file, "rb"):
@@ -116,6 +156,8 @@ def check() -> None:
 
 cli.add_typer(diag, name="diag")
 cli.add_typer(runbook, name="runbook")
+cli.add_typer(subscribers, name="subscribers")
+cli.add_typer(notice, name="notice")
 
 
 def main() -> None:

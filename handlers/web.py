@@ -17,6 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import IntegrationError
 from bot.metrics import CONTENT_TYPE
+from handlers.notice_senders import vapid_public_key
+from handlers.status_page import status_page_router
+from handlers.unsubscribe_routes import add_unsubscribe_routes
 from handlers.webhook_intake import accept_delivery, read_limited
 
 if TYPE_CHECKING:
@@ -112,4 +115,15 @@ def create_web_app(
             )
         return await bolt_handler.handle(request)
 
+    add_unsubscribe_routes(app, firebell)
+    settings = firebell.settings
+    app.include_router(
+        status_page_router(
+            firebell.engine,
+            settings.config.notices,
+            firebell.clock,
+            public_url=settings.public_url,
+            vapid_public_key=vapid_public_key(settings),
+        )
+    )
     return app

@@ -6,7 +6,8 @@ final ``.`` of DATA). The dispatcher makes that mark durable, so after a crash
 a message is never sent twice: a delivery marked committed counts as sent. A
 sender raises ``DeliveryFailed`` for a refusal (``permanent`` for one that
 will not change, ``gone`` for a push subscription that no longer exists) and
-``IntegrationError(retryable=True)`` for an outage.
+``IntegrationError(retryable=True)`` for an outage before ``commit``, and
+``DeliveryUncertain`` when the outcome after ``commit`` is unknown.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class DeliveryFailed(FirebellError):
         self.reason = reason
         self.permanent = permanent
         self.gone = gone
+
+
+class DeliveryUncertain(FirebellError):
+    """The connection broke after ``commit``: the message may have been
+    delivered. It is counted as sent (unconfirmed), never sent again."""
 
 
 class Sender(Protocol):

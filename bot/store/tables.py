@@ -294,6 +294,15 @@ class NoticeDelivery(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_utc_column())
 
 
+class StatuspageIncident(SQLModel, table=True):
+    """Which Atlassian Statuspage incident mirrors a firebell incident."""
+
+    __tablename__ = "statuspage_incidents"
+
+    incident_id: int = Field(foreign_key="incidents.id", primary_key=True)
+    statuspage_id: str = Field(max_length=64)
+
+
 class AppSecret(SQLModel, table=True):
     """Keys firebell makes for itself on first start (e.g. for signing unsubscribe links)."""
 

@@ -100,6 +100,13 @@ def upgrade() -> None:
     op.create_index("ix_notice_deliveries_due", "notice_deliveries", ["state", "run_at"])
     op.create_index("ix_notice_deliveries_notice", "notice_deliveries", ["notice_id", "state"])
     op.create_table(
+        "statuspage_incidents",
+        sa.Column("incident_id", sa.Integer(), nullable=False),
+        sa.Column("statuspage_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"]),
+        sa.PrimaryKeyConstraint("incident_id"),
+    )
+    op.create_table(
         "app_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
@@ -109,6 +116,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("app_secrets")
+    op.drop_table("statuspage_incidents")
     op.drop_index("ix_notice_deliveries_notice", table_name="notice_deliveries")
     op.drop_index("ix_notice_deliveries_due", table_name="notice_deliveries")
     op.drop_table("notice_deliveries")
