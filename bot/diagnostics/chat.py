@@ -38,6 +38,7 @@ from bot.incidents.card import clip, escape
 from bot.incidents.views import MAX_BLOCKS, MAX_MESSAGE_TEXT, MAX_SECTION, FileReply, Reply, section
 
 if TYPE_CHECKING:
+    from bot.logs.report import LogReport
     from bot.settings import FirebellConfig, Settings
 
 LEVEL_EMOJI = {"ok": ":large_green_circle:", "degraded": ":large_yellow_circle:", "down": ":red_circle:"}
@@ -108,11 +109,11 @@ async def run_http(
     return _reply(text, blocks, reports, "diag-http.json", "HTTP diagnosis (JSON)")
 
 
-async def run_logs(config: FirebellConfig, name: str) -> Reply:
-    """Analyse the access logs configured as ``name`` (never a path from chat)."""
+async def analyse_log_source(config: FirebellConfig, name: str) -> tuple[LogReport, int]:
+    """The analysis of the access logs configured as ``name`` (never a path
+    from chat), and how many files it read."""
     # The analyser (numpy) and SSH load only when someone asks for logs.
-    from bot.logs import analyse_logs_async, summarize
-    from bot.logs.chart import status_chart_png
+    from bot.logs import analyse_logs_async
     from bot.logs.ssh import materialise_sources
 
     sources = config.diagnostics.log_sources
@@ -130,8 +131,16 @@ async def run_logs(config: FirebellConfig, name: str) -> Reply:
     async with materialise_sources(sources[name], config.diagnostics) as paths:
         if not paths:
             raise UserError(f"Log source `{name}` has no files right now.")
-        report = await analyse_logs_async(paths)
-    files = f"{len(paths)} files" if len(paths) > 1 else "1 file"
+        return await analyse_logs_async(paths), len(paths)
+
+
+async def run_logs(config: FirebellConfig, name: str) -> Reply:
+    """Analyse the access logs configured as ``name`` and answer with a summary and a chart."""
+    from bot.logs import summarize
+    from bot.logs.chart import status_chart_png
+
+    report, count = await analyse_log_source(config, name)
+    files = f"{count} files" if count > 1 else "1 file"
     text = f"Access log `{name}` ({files}): " + escape(summarize(report))
     blocks = [section(f":mag: *Access log `{name}`* ({files})\n{escape(summarize(report))}")]
     reply = _reply(text, blocks, report.to_dict(), f"diag-logs-{name}.json", f"Access log {name} (JSON)")

@@ -177,6 +177,16 @@ def _plan_steps(
         try:
             args = kind.args_model.model_validate(raw_args)
         except ValidationError as exc:
+            unset = sorted(
+                name
+                for name in placeholders(spec.args)
+                if not name.startswith(SECRET_PREFIX) and params.get(name) is None
+            )
+            if unset:
+                # An optional parameter this step needs was left out: say which.
+                given = " ".join(f"{name}=…" for name in unset)
+                problems.append(Problem(where, f"needs {', '.join(unset)} (give {given})"))
+                continue
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"])
                 problems.append(

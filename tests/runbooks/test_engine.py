@@ -132,6 +132,15 @@ def test_check_reports_each_problem_with_its_step_and_field() -> None:
     assert "step d: rollback: `undo` is not a step under `rollback:`" in problems
 
 
+def test_a_missing_optional_parameter_a_step_needs_is_named() -> None:
+    runbook = spec(
+        [{"id": "purge", "kind": "scripted", "args": {"value": "{{ url }}"}}],
+        parameters=[{"name": "url", "required": False}],
+    )
+    with pytest.raises(UserError, match=r"step purge: needs url \(give url=…\)"):
+        plan(runbook)
+
+
 def test_steps_ruled_out_by_parameters_leave_the_plan() -> None:
     runbook = spec(
         [

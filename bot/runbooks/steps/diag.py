@@ -76,13 +76,21 @@ async def _http(args: DiagArgs, context: StepContext, settings: Settings) -> Ste
 
 
 async def _logs(args: DiagArgs, settings: Settings) -> StepOutcome:
-    from bot.diagnostics.chat import plain, run_logs
+    from bot.diagnostics.chat import analyse_log_source
+    from bot.logs import summarize
 
     if not args.source:
         raise UserError("diag logs needs `source` (a name under [diagnostics.log_sources])")
-    reply = await run_logs(settings.config, args.source)
-    text = plain(reply.text)
-    return StepOutcome(True, text.splitlines()[0][:300], text, {"source": args.source})
+    report, _files = await analyse_log_source(settings.config, args.source)
+    text = summarize(report)
+    errors_5xx = sum(count for status, count in report.status.items() if 500 <= status <= 599)
+    data = {
+        "source": args.source,
+        "spikes": len(report.spikes),
+        "errors_5xx": errors_5xx,
+        "requests": report.parsed,
+    }
+    return StepOutcome(True, text.splitlines()[0][:300], text, data)
 
 
 async def _findings(args: DiagArgs, settings: Settings) -> StepOutcome:
