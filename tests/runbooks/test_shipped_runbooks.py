@@ -451,9 +451,7 @@ async def test_restart_service_systemd_without_a_host_is_refused_at_planning(
     service = await world.service()
     with pytest.raises(RunbookInvalid) as refused:
         service.plan(service.find("restart-service"), {"method": "systemd", "unit": "nginx.service"})
-    assert [str(p) for p in refused.value.problems] == [
-        "step systemd: needs host (give host=…)"
-    ]
+    assert [str(p) for p in refused.value.problems] == ["step systemd: needs host (give host=…)"]
     with pytest.raises(UserError, match="host: `db9` is not an inventory host"):
         service.plan(service.find("restart-service"), {"method": "systemd", "host": "db9", "unit": "x"})
 
