@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,6 +32,7 @@ from bot.incidents.reminders import ReminderEffects, ReminderService
 from bot.incidents.response import ResponseService
 from bot.incidents.service import IncidentService
 from bot.metrics import Metrics
+from bot.notices.chat_flow import NoticeChat
 from bot.notices.dispatch import NoticeDispatcher
 from bot.notices.service import NoticeService
 from bot.pagers.opsgenie import OpsgeniePager
@@ -91,6 +92,7 @@ class Firebell:
     runbooks: RunbookChat | None = None
     notices: NoticeService | None = None
     notice_dispatcher: NoticeDispatcher | None = None
+    notice_chat: NoticeChat | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def wake_workers(self) -> None:
@@ -205,14 +207,37 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         ssl_cert_file=settings.ssl_cert_file,
         settings=settings,
     )
+    progress_listeners: list[Callable[[set[int]], None]] = []
+
+    def notice_progress(notice_ids: set[int]) -> None:
+        for listener in progress_listeners:
+            listener(notice_ids)
+
     notices, notice_dispatcher = build_notices(
         engine,
         settings,
         clock,
         identity,
         build_senders(settings, ssl_context, engine, chat),
+        on_progress=notice_progress,
         on_result=lambda channel, outcome: metrics.notice_deliveries.labels(channel, outcome).inc(),
+        on_notice=metrics.notices.inc,
     )
+    notice_chat = None
+    if chat is not None:
+        notice_chat = NoticeChat(
+            notices,
+            chat,
+            clock,
+            in_groups=commands.permissions.in_groups,
+            role_holders=commands.role_holders,
+            load_incident=commands.incident,
+            record_timeline=lambda incident_id, text, actor: commands.add_to_timeline(
+                incident_id, text, actor, kind="notice"
+            ),
+            on_first_notice=metrics.first_notice_seconds.set,
+        )
+        progress_listeners.append(notice_chat.progress)
     runbooks = None
     if chat is not None:
         runbooks = RunbookChat(
@@ -245,6 +270,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
             snooze=reminders.snooze,
             authorization=slack_auth,
             runbooks=runbooks,
+            notices=notice_chat,
         )
     return Firebell(
         settings=settings,
@@ -266,6 +292,7 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
         runbooks=runbooks,
         notices=notices,
         notice_dispatcher=notice_dispatcher,
+        notice_chat=notice_chat,
     )
 
 
@@ -315,6 +342,8 @@ async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
         await ticker.stop()
         if firebell.runbooks is not None:
             await firebell.runbooks.close()
+        if firebell.notice_chat is not None:
+            await firebell.notice_chat.close()
         if firebell.notice_dispatcher is not None:
             await firebell.notice_dispatcher.close()
         for task in firebell.tasks:

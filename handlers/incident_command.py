@@ -19,6 +19,7 @@ from bot.errors import UserError
 from bot.incidents.commands import IncidentCommands
 from bot.incidents.model import Actor
 from bot.incidents.views import Reply, declare_modal
+from bot.notices.chat_flow import NoticeChat
 from bot.ports import ChatChannel
 from bot.runbooks.chat_flow import RunbookChat
 from bot.settings import FirebellConfig
@@ -73,6 +74,7 @@ async def handle_incident_command(
     config: FirebellConfig,
     slots: CommandSlots | None = None,
     runbooks: RunbookChat | None = None,
+    notices: NoticeChat | None = None,
 ) -> None:
     try:
         command = parse(str(body.get("text", "")))
@@ -85,6 +87,10 @@ async def handle_incident_command(
     if command.name == "declare":
         await ack()
         await answer_failures(respond, open_declare_form(command, body, client, commands, config))
+        return
+    if command.name == "notify":
+        await ack()
+        await answer_failures(respond, open_notice_form(command, body, client, commands, notices))
         return
     if slots is not None and not slots.take():
         await ack(response_type="ephemeral", text=BUSY.format(text=str(body.get("text", "")).strip()))
@@ -106,6 +112,20 @@ async def open_declare_form(
         trigger_id=body["trigger_id"],
         view=declare_modal(command.text, sorted(config.services), body.get("channel_id")),
     )
+
+
+async def open_notice_form(
+    command: Command,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    commands: IncidentCommands,
+    notices: NoticeChat | None,
+) -> None:
+    if notices is None:
+        raise UserError("Customer notices are not available in this firebell.")
+    incident = await commands.find(body.get("channel_id"), command.incident)
+    form = await notices.form(incident, command_actor(body), command.text)
+    await client.views_open(trigger_id=body["trigger_id"], view=form)
 
 
 async def run_and_deliver(

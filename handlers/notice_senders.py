@@ -95,6 +95,7 @@ def build_notices(
     *,
     on_progress: Callable[[set[int]], None] | None = None,
     on_result: Callable[[str, str], None] | None = None,
+    on_notice: Callable[[], None] = lambda: None,
 ) -> tuple[NoticeService, NoticeDispatcher]:
     config = settings.config.notices
     dispatcher = NoticeDispatcher(
@@ -108,5 +109,5 @@ def build_notices(
         on_result=on_result,
     )
     renderer = NoticeRenderer(config, status_url=f"{public_url(settings)}/status")
-    service = NoticeService(engine, config, clock, renderer, on_outbox=dispatcher.wake)
+    service = NoticeService(engine, config, clock, renderer, on_outbox=dispatcher.wake, on_notice=on_notice)
     return service, dispatcher

@@ -4,6 +4,7 @@ error handler that turns any failure into a friendly reply."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,6 +28,8 @@ from bot.incidents.commands import IncidentCommands
 from bot.incidents.model import Actor
 from bot.incidents.response import Declaration
 from bot.incidents.views import DECLARE_CALLBACK, UPDATE_CALLBACK
+from bot.notices import views as notice_views
+from bot.notices.chat_flow import NoticeChat
 from bot.ports import ChatChannel
 from bot.runbooks import chat_flow
 from bot.runbooks.chat_flow import ClickResult, RunbookChat
@@ -78,6 +81,7 @@ def build_bolt_app(
     snooze: Snooze | None = None,
     authorization: BotAuthorization | None = None,
     runbooks: RunbookChat | None = None,
+    notices: NoticeChat | None = None,
 ) -> AsyncApp:
     """The Bolt app. Without a signing secret it serves Socket Mode only (the
     HTTP route refuses Slack requests it cannot verify)."""
@@ -94,7 +98,65 @@ def build_bolt_app(
     async def incident(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
-        await handle_incident_command(ack, body, respond, client, commands, chat, config, slots, runbooks)
+        await handle_incident_command(
+            ack, body, respond, client, commands, chat, config, slots, runbooks, notices
+        )
+
+    def notice_flow() -> NoticeChat:
+        if notices is None:
+            raise UserError("Customer notices are not available in this firebell.")
+        return notices
+
+    @app.view(notice_views.FORM_CALLBACK)
+    async def notice_form_submitted(ack: AsyncAck, view: dict[str, Any]) -> None:
+        state = view["state"]["values"]
+        values = {
+            block: _input(state, block)
+            for block in ("status", "impact", "components", "message", "next_update", "segments")
+        }
+        try:
+            incident_id = int(json.loads(view.get("private_metadata") or "{}")["incident_id"])
+            draft = await notice_flow().draft_from_form(incident_id, values)
+            preview = notice_flow().preview(draft)
+        except (UserError, KeyError, ValueError) as error:
+            await ack(response_action="errors", errors={"message": str(error)[:150]})
+            return
+        await ack(response_action="update", view=preview)
+
+    @app.view(notice_views.PREVIEW_CALLBACK)
+    async def notice_confirmed(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        actor = actor_from(body)
+        metadata = str(view.get("private_metadata") or "")
+        try:
+            draft = notice_views.draft_from_json(metadata)
+            if draft.incident_id is None:
+                raise UserError("This notice belongs to no incident.")
+            await notice_flow().require_sender(draft.incident_id, actor)
+        except UserError as error:
+            await ack(response_action="update", view=notice_views.refusal_view(str(error)))
+            return
+        await ack()
+        await answer_failures(None, _send_notice(metadata, actor, client))
+
+    async def _send_notice(metadata: str, actor: Actor, client: AsyncWebClient) -> None:
+        try:
+            await notice_flow().send(metadata, actor)
+        except UserError as error:
+            if actor.slack_user_id:
+                await client.chat_postMessage(channel=actor.slack_user_id, text=f":x: {error}")
+
+    @app.action(notice_views.ACTION_APPROVE)
+    async def notice_approved(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        notice_id = button_number(body, "This button does not belong to a notice.")
+        channel = (body.get("channel") or {}).get("id")
+        incident = await commands.find(channel, None)
+        await notice_flow().approve(notice_id, actor_from(body), incident)
+        await respond(
+            text=f"Notice #{notice_id} approved; sending.", response_type="ephemeral", replace_original=False
+        )
 
     def runbook_flow() -> RunbookChat:
         if runbooks is None:

@@ -65,6 +65,11 @@ USAGES: dict[str, Usage] = {
         " proxy timeouts, a host's resources from Prometheus, or the uptime monitors; posted and timelined",
         "/incident diag http https://shop.example/ --count 10",
     ),
+    "notify": Usage(
+        "notify [message]",
+        "a customer notice: a form, a preview per segment and channel, then email, push and the status page",
+        "/incident notify Card payments fail for some customers",
+    ),
     "runbook": Usage(
         "runbook list | runbook run NAME [key=value…]",
         "list the runbooks for this incident, or plan one for review (Run / Cancel, approvals, audit)",
@@ -150,6 +155,9 @@ def parse(text: str) -> Command:
     rest = rest.strip()
     if name in ("help", "declare"):
         return Command(name, text=rest)
+    if name == "notify":
+        rest, ref = _take_incident_ref(rest)
+        return Command(name, text=rest, incident=ref)
     rest, ref = _take_incident_ref(rest)
     return replace(_parse_args(name, rest), incident=ref)
 

@@ -31,6 +31,7 @@ from bot.incidents.views import (
     timeline_reply,
     update_modal,
 )
+from bot.notices.stats import communication_lines
 from bot.ports import ChatChannel
 from bot.settings import FirebellConfig, Settings
 
@@ -102,6 +103,10 @@ class IncidentCommands:
         self._chat = chat
         self._on_jobs = on_jobs
         self.permissions = Permissions(config, chat)
+
+    async def role_holders(self, incident_id: int) -> dict[Role, str]:
+        async with self._engine.connect() as connection:
+            return await self._response.roles(connection, incident_id)
 
     async def incident(self, incident_id: int) -> IncidentView:
         async with self._engine.connect() as connection:
@@ -275,8 +280,9 @@ class IncidentCommands:
             incident = await self._response.load(connection, incident_id)
             roles = await self._response.roles(connection, incident_id)
             items = await self._response.timeline(connection, incident_id)
+            communication = await communication_lines(connection, incident, self._clock.now())
         names = await self._names([*roles.values(), *incident.responders])
-        document = render_postmortem(incident, roles, items, names, self._clock.now())
+        document = render_postmortem(incident, roles, items, names, self._clock.now(), communication)
         title = f"Postmortem draft: #{incident.id} {incident.title}"
         return Reply(
             text=f"Postmortem draft for #{incident.id} — edit it and share it.",

@@ -27,6 +27,7 @@ def render_postmortem(
     timeline: Sequence[TimelineItem],
     names: Mapping[str, str],
     now: datetime,
+    communication: Sequence[str] = (),
 ) -> str:
     """Markdown: summary, impact, key times, timeline, participants, follow-ups.
 
@@ -80,6 +81,8 @@ def render_postmortem(
         {names.get(user, user) for user in [*roles.values(), *incident.responders]}
         | {item.actor for item in timeline if item.actor}
     )
+    if communication:
+        lines += ["", "## Customer communication", "", *communication]
     lines += ["", "## Roles", ""]
     lines += [
         f"- **{role.value}:** {_md(names.get(roles[role], roles[role]))}" for role in Role if role in roles

@@ -26,12 +26,14 @@ class NoticeService:
         renderer: NoticeRenderer,
         *,
         on_outbox: Callable[[], None] = lambda: None,
+        on_notice: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
         self._config = config
         self._clock = clock
         self.renderer = renderer
         self._on_outbox = on_outbox
+        self._on_notice = on_notice
 
     @property
     def config(self) -> NoticesConfig:
@@ -60,6 +62,7 @@ class NoticeService:
             now=self._clock.now(),
             ntfy_topics=self._config.ntfy.topics if self._config.ntfy else None,
         )
+        self._on_notice()
         if state == "sending":
             self._on_outbox()
         return notice_id
@@ -81,6 +84,18 @@ class NoticeService:
             await connection.execute(
                 update(NOTICES).where(NOTICES.c.id == notice_id).values(report_channel=channel, report_ts=ts)
             )
+
+    async def report_location(self, notice_id: int) -> tuple[str, str] | None:
+        """(channel, ts) of the notice's delivery message in Slack, once posted."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(NOTICES.c.report_channel, NOTICES.c.report_ts).where(NOTICES.c.id == notice_id)
+                )
+            ).first()
+        if row is None or row.report_channel is None or row.report_ts is None:
+            return None
+        return str(row.report_channel), str(row.report_ts)
 
     async def figures(self, notice_id: int) -> Figures:
         return await figures(self._engine, notice_id)
