@@ -93,7 +93,9 @@ class NoticeRenderer:
             if channel == "email"
             else None
         )
-        return Rendered(name, channel, locale, " ".join(subject.split()), text.strip() + "\n", html)
+        # Email bodies end with a newline, as text files do; short messages do not.
+        body = text.strip() + ("\n" if channel == "email" else "")
+        return Rendered(name, channel, locale, " ".join(subject.split()), body, html)
 
     def _part(
         self,
