@@ -75,12 +75,16 @@ class SmtpSink:
         tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
         keep_content: bool = True,
+        implicit_tls: ssl.SSLContext | None = None,
     ) -> None:
+        self._implicit = implicit_tls is not None
         self.handler = SinkHandler(refuse={a.lower() for a in refuse}, keep_content=keep_content)
         self.port = free_port()
         kwargs: dict[str, Any] = {}
         if tls is not None:
             kwargs.update(tls_context=tls, require_starttls=True)
+        if implicit_tls is not None:
+            kwargs.update(ssl_context=implicit_tls)
         if login is not None:
             user, password = login
 
@@ -94,7 +98,9 @@ class SmtpSink:
                 )
                 return AuthResult(success=ok, handled=False)
 
-            kwargs.update(authenticator=authenticate, auth_require_tls=tls is not None)
+            kwargs.update(
+                authenticator=authenticate, auth_require_tls=tls is not None or implicit_tls is not None
+            )
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, server_hostname="localhost", **kwargs
         )
@@ -108,7 +114,7 @@ class SmtpSink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"{'smtps' if self._implicit else 'smtp'}://127.0.0.1:{self.port}"
 
     @property
     def received(self) -> list[Received]:

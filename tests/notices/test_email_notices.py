@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.errors import UserError
-from bot.notices.model import Impact, NoticeDraft, NoticeStatus
+from bot.errors import IntegrationError, UserError
+from bot.notices.email import EmailSender, parse_smtp_url
+from bot.notices.model import Impact, NoticeDraft, NoticeStatus, Outgoing
 from bot.notices.subscribers import import_csv
 from bot.settings import Settings, load_settings
 from bot.store.database import create_engine
@@ -23,6 +24,7 @@ from bot.store.migrate import migrate
 from bot.tls import client_ssl_context
 from handlers.notice_senders import build_notices, build_senders
 from tests.conftest import write_toml
+from tests.fakes.tls import TlsMaterial
 from tests.notices.smtp_sink import SmtpSink
 
 SEGMENTS = {
@@ -259,3 +261,36 @@ def test_smtp_url_forms() -> None:
     assert parse_smtp_url("smtp://mail.example").port == 587
     with pytest.raises(ConfigurationError):
         parse_smtp_url("http://mail.example")
+
+
+async def _send_one(sink: SmtpSink, url: str, tls: TlsMaterial) -> None:
+    sender = EmailSender(parse_smtp_url(url), "status@acme.test", tls.client_context())
+    committed: list[int] = []
+
+    async def commit() -> None:
+        committed.append(1)
+
+    message = Outgoing(
+        1, 1, "email", "everyone", "en", "a@example.com", "Subject", "Body\n", None, "https://x/u/1.s"
+    )
+    try:
+        await sender.send(message, commit)
+    finally:
+        await sender.close()
+    assert committed == [1]
+
+
+async def test_starttls_with_a_login(tls: TlsMaterial) -> None:
+    with SmtpSink(tls=tls.server_context, login=("notices", "s3cret pw")) as sink:
+        await _send_one(sink, f"smtp://notices:s3cret%20pw@127.0.0.1:{sink.port}", tls)
+        assert [r.rcpt_tos for r in sink.received] == [["a@example.com"]]
+        with pytest.raises(IntegrationError, match="refused the login") as refused:
+            await _send_one(sink, f"smtp://notices:wrong@127.0.0.1:{sink.port}", tls)
+        assert "wrong" not in str(refused.value)
+
+
+async def test_implicit_tls(tls: TlsMaterial) -> None:
+    with SmtpSink(implicit_tls=tls.server_context) as sink:
+        assert sink.url.startswith("smtps://")
+        await _send_one(sink, sink.url, tls)
+        assert len(sink.received) == 1
