@@ -165,7 +165,10 @@ class NoticeChat:
 
     async def _start_report(self, notice_id: int, channel_id: str) -> None:
         figures = await self._service.figures(notice_id)
-        ts = await self._chat.post(channel_id, report_text(notice_id, figures, done=False))
+        first_after = await self._service.first_notice_delay(notice_id)
+        ts = await self._chat.post(
+            channel_id, report_text(notice_id, figures, done=False, first_after=first_after)
+        )
         await self._service.set_report(notice_id, channel_id, ts)
         # A notice with nothing to deliver (status page only) is done at once.
         self.progress({notice_id})
@@ -190,7 +193,9 @@ class NoticeChat:
             if where is None:
                 return
             figures = await self._service.figures(notice_id)
-            await self._chat.update(where[0], where[1], report_text(notice_id, figures, done=finished))
+            first_after = await self._service.first_notice_delay(notice_id)
+            text = report_text(notice_id, figures, done=finished, first_after=first_after)
+            await self._chat.update(where[0], where[1], text)
         except Exception:
             # A delivery message that lags is not worth failing the fan-out for.
             log.exception("could not update the delivery message of notice %s", notice_id)

@@ -15,6 +15,9 @@ from bot.notices.config import NoticesConfig
 from bot.notices.model import NoticeDraft, Rendered
 from bot.notices.outbox import NOTICES, Figures, create_notice, figures, release_notice
 from bot.notices.render import NoticeRenderer
+from bot.store.tables import Incident
+
+INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 
 
 class NoticeService:
@@ -96,6 +99,28 @@ class NoticeService:
         if row is None or row.report_channel is None or row.report_ts is None:
             return None
         return str(row.report_channel), str(row.report_ts)
+
+    async def first_notice_delay(self, notice_id: int) -> float | None:
+        """Seconds from the incident's start to its first notice, when ``notice_id`` is that notice."""
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(NOTICES.c.incident_id, NOTICES.c.created_at).where(NOTICES.c.id == notice_id)
+                )
+            ).first()
+            if row is None or row.incident_id is None:
+                return None
+            earlier = await connection.scalar(
+                select(func.count())
+                .select_from(NOTICES)
+                .where(NOTICES.c.incident_id == row.incident_id, NOTICES.c.id < notice_id)
+            )
+            opened = await connection.scalar(
+                select(INCIDENTS.c.opened_at).where(INCIDENTS.c.id == row.incident_id)
+            )
+        if earlier or opened is None:
+            return None
+        return float((row.created_at - opened).total_seconds())
 
     async def figures(self, notice_id: int) -> Figures:
         return await figures(self._engine, notice_id)

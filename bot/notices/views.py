@@ -206,10 +206,14 @@ def _queued(counts: dict[str, int]) -> int:
     return sum(counts.get(state, 0) for state in ("pending", "sending", "retry"))
 
 
-def report_text(notice_id: int, figures: Figures, *, done: bool) -> str:
+def report_text(notice_id: int, figures: Figures, *, done: bool, first_after: float | None = None) -> str:
     """The delivery message: figures per segment and channel, then failures."""
     head = f":envelope: Customer notice #{notice_id}: " + ("delivered" if done else "sending…")
     lines = [head]
+    if first_after is not None:
+        lines.append(
+            f"First customer notice of this incident, {int(first_after // 60)} min after it started."
+        )
     for (segment, channel), counts in sorted(figures.counts.items()):
         sent = counts.get("sent", 0) + counts.get("committed", 0)
         failed = counts.get("failed", 0) + counts.get("dead", 0)

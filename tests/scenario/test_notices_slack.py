@@ -28,7 +28,7 @@ CHANNEL = "inc-1-checkout-api-error-rate-above-5"
 SEGMENTS = {
     "notices": {"components": ["checkout", "search"]},
     "notices.segments.enterprise": {
-        "channels": ["email", "statuspage"],
+        "channels": ["email", "statuspage", "slack"],
         "variant": "technical",
         "locales": ["en"],
     },
@@ -98,7 +98,9 @@ def open_room(
     **extra: Any,
 ) -> Room:
     pagerduty.add_incident("PGR0VU2")
-    config = {**SEGMENTS, **extra}
+    announce = slack.add_channel("status-announcements")
+    config: dict[str, Any] = {**SEGMENTS, **extra}
+    config["notices"] = {**config["notices"], "slack_channels": [announce]}
     env = firebell_env(
         config=config,
         FIREBELL_SMTP_URL=sink.url,
@@ -182,6 +184,11 @@ def test_the_comms_lead_previews_and_sends_a_segmented_notice(
     slack.wait_for(lambda: "delivered" in report(), timeout=20)
     assert "enterprise · email: queued 0, sent 1, failed 0" in report()
     assert "consumer · email: queued 0, sent 2, failed 0" in report()
+    assert "First customer notice of this incident, 0 min after it started." in report()
+    announce = slack.channel_by_name("status-announcements")
+    assert announce is not None
+    copies = slack.messages(announce.id)
+    assert len(copies) == 1 and "Card payments fail for 12% of checkouts" in copies[0].text
     timeline = [
         t for kind, t in room.firebell.sql("select kind, text from timeline order by id") if kind == "notice"
     ]
