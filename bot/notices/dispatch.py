@@ -67,6 +67,7 @@ class _Marks:
         self._touched: set[int] = set()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._stopping = False
         self._commit_statement = (
             update(DELIVERIES).where(DELIVERIES.c.id == bindparam("d_id")).values(state="committed")
         )
@@ -111,10 +112,18 @@ class _Marks:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
+        """Flush whenever marks arrive, until ``stop``. Never cancelled: a
+        task cancelled inside a database write can leave SQLite locked."""
+        self._stopping = False
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             await self.flush()
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        self._stopping = True
+        self._wake.set()
+        await task
 
     async def flush(self) -> None:
         # One flush at a time, in order: a later "sent" must never be
@@ -204,7 +213,7 @@ class NoticeDispatcher:
                 if not handled:
                     await self._wake.sleep(self._poll)
         finally:
-            marks.cancel()
+            await self._marks.stop(marks)
             await self._marks.flush()
 
     async def drain_once(self) -> int:
@@ -222,7 +231,7 @@ class NoticeDispatcher:
             await asyncio.gather(*(self._deliver(row, message) for row, message in outgoing))
         finally:
             if flusher is not None:
-                flusher.cancel()
+                await self._marks.stop(flusher)
             await self._marks.flush()
         return len(claimed)
 
