@@ -208,6 +208,14 @@ class ResolutionFailed(FirebellError):
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address literal: this machine, never the network."""
+    if host == "localhost":
+        return True
+    address = parse_ip(host)
+    return address is not None and address.is_loopback
+
+
 def normalize_host(host: str) -> str:
     """Lower-case, without brackets or the trailing dot of a fully qualified name."""
     return host.strip().strip("[]").rstrip(".").lower()

@@ -10,7 +10,6 @@ outbox hands it over as ``Outgoing.target``.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot.clock import Clock, SystemClock
+from bot.diagnostics.ssrf import is_loopback_host
 from bot.errors import ConfigurationError, IntegrationError
 from bot.notices.model import UNSUBSCRIBE_MARK, Outgoing
 from bot.notices.sender import Commit, DeliveryFailed
@@ -78,15 +78,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class NtfySender:
     """Publishes notices to ntfy (ntfy.sh or a self-hosted server).
 
@@ -114,7 +105,7 @@ class NtfySender:
         parts = urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise ConfigurationError(f"notices.ntfy.url: {base_url!r} is not an http(s) base URL")
-        if token and parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if token and parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ConfigurationError("notices.ntfy.url: an access token must not travel over plain http")
         if priority not in _PRIORITIES:
             raise ConfigurationError(f"ntfy priority must be one of {sorted(_PRIORITIES)}")

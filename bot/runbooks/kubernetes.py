@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import os
 import re
 import ssl
@@ -39,6 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from bot.diagnostics.ssrf import is_loopback_host
 from bot.errors import IntegrationError, UserError
 from bot.runbooks.config import KubernetesCluster
 
@@ -147,19 +147,10 @@ def _check_server(server: str, where: str) -> str:
     url = urlsplit(server)
     if url.scheme == "https" and url.hostname:
         return server.rstrip("/")
-    if url.scheme == "http" and url.hostname and _is_loopback(url.hostname):
+    if url.scheme == "http" and url.hostname and is_loopback_host(url.hostname):
         # Plain HTTP only to this machine (``kubectl proxy``): credentials never cross a network.
         return server.rstrip("/")
     raise UserError(f"{where}: server {server!r} must be an https:// URL")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _tls_context(

@@ -19,14 +19,43 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from bot.clock import Clock
+from bot.errors import UserError
 from bot.runbooks.config import RunbooksConfig
 from bot.runbooks.secrets import SecretStore
 from bot.settings import Settings
+
+T = TypeVar("T")
+
+
+def wait_budget(requested: float | None, step_timeout: float, *, margin: float = 10.0) -> float:
+    """Seconds a wait inside a step may take so the step still ends, with its
+    report (log tail, pods, stats), before the engine cancels it."""
+    available = max(step_timeout - min(margin, step_timeout * 0.2), 0.0)
+    return available if requested is None else max(0.0, min(requested, available))
+
+
+def named_target(
+    section: Mapping[str, T], name: str | None, *, kind: str, table: str, what: str
+) -> tuple[str, T]:
+    """The target called ``name`` under ``[runbooks.<table>]``; without a name,
+    ``default`` or the only one configured."""
+    known = ", ".join(sorted(section)) or "none configured"
+    if name is None:
+        if "default" in section:
+            name = "default"
+        elif len(section) == 1:
+            name = next(iter(section))
+        else:
+            raise UserError(f"{kind} step needs `{what}`: one of [runbooks.{table}] ({known})")
+    target = section.get(name)
+    if target is None:
+        raise UserError(f"no {kind} {what} {name!r} under [runbooks.{table}] ({known})")
+    return name, target
 
 
 class StepArgs(BaseModel):

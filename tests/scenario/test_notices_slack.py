@@ -16,11 +16,12 @@ from bot.clock import SystemClock
 from bot.notices import views as notice_views
 from bot.notices.subscribers import import_csv
 from bot.store.database import create_engine
-from tests.conftest import SLACK_SIGNING_SECRET, send_pagerduty
+from tests.conftest import send_pagerduty
 from tests.fakes import FakePagerDuty, FakeSlack
-from tests.harness import FirebellServer, SlackClient
+from tests.harness import FirebellServer
 from tests.notices.smtp_sink import SmtpSink
 from tests.samples import pagerduty_event
+from tests.scenario.room import Room
 
 Start = Callable[[dict[str, str]], FirebellServer]
 Env = Callable[..., dict[str, str]]
@@ -46,26 +47,7 @@ def sink() -> Iterator[SmtpSink]:
         yield server
 
 
-class Room:
-    def __init__(self, slack: FakeSlack, firebell: FirebellServer, channel: str) -> None:
-        self.slack = slack
-        self.firebell = firebell
-        self.channel = channel
-        self.client = SlackClient(firebell.url, SLACK_SIGNING_SECRET, slack.new_response_url)
-
-    def ask(self, text: str, user: str) -> dict[str, Any]:
-        answer, url = self.client.command(text, user_id=user, channel_id=self.channel)
-        assert answer.status_code == 200
-        if answer.content and answer.json().get("text"):
-            return dict(answer.json())
-        self.slack.wait_for(lambda: len(self.slack.response_posts(url)) >= 1, message=text, timeout=30)
-        return self.slack.response_posts(url)[0].body
-
-    def command(self, text: str, user: str) -> None:
-        """A command answered by a form, not a message."""
-        answer, _ = self.client.command(text, user_id=user, channel_id=self.channel)
-        assert answer.status_code == 200
-
+class ChannelRoom(Room):
     def form(self) -> dict[str, Any]:
         self.slack.wait_for(
             lambda: any(v.view.get("callback_id") == notice_views.FORM_CALLBACK for v in self.slack.views)
@@ -96,7 +78,7 @@ def open_room(
     tmp_path: Path,
     sink: SmtpSink,
     **extra: Any,
-) -> Room:
+) -> ChannelRoom:
     pagerduty.add_incident("PGR0VU2")
     announce = slack.add_channel("status-announcements")
     config: dict[str, Any] = {**SEGMENTS, **extra}
@@ -123,7 +105,7 @@ def open_room(
     slack.wait_for(lambda: slack.channel_by_name(CHANNEL) is not None)
     channel = slack.channel_by_name(CHANNEL)
     assert channel is not None
-    return Room(slack, firebell, channel.id)
+    return ChannelRoom(slack, firebell, channel.id)
 
 
 def test_the_comms_lead_previews_and_sends_a_segmented_notice(

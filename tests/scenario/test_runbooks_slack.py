@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from bot.runbooks import chat_flow, kinds
-from tests.conftest import SLACK_SIGNING_SECRET, send_pagerduty
+from tests.conftest import send_pagerduty
 from tests.fakes import FakePagerDuty, FakeSlack
 from tests.fakes.slack import SlackMessage
-from tests.harness import FirebellServer, SlackClient
+from tests.harness import FirebellServer
 from tests.runbooks import scripted_kind
 from tests.samples import pagerduty_event
+from tests.scenario.room import Room
 
 Start = Callable[[dict[str, str]], FirebellServer]
 Env = Callable[..., dict[str, str]]
@@ -77,31 +78,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     yield scripted_kind.CALLS
 
 
-class Room:
-    def __init__(self, slack: FakeSlack, firebell: FirebellServer, channel: str) -> None:
-        self.slack = slack
-        self.firebell = firebell
-        self.channel = channel
-        self.client = SlackClient(firebell.url, SLACK_SIGNING_SECRET, slack.new_response_url)
-
-    def ask(self, text: str, user: str) -> dict[str, Any]:
-        answer, url = self.client.command(text, user_id=user, channel_id=self.channel)
-        assert answer.status_code == 200
-        if answer.content and answer.json().get("text"):
-            return dict(answer.json())
-        self.slack.wait_for(lambda: len(self.slack.response_posts(url)) >= 1, message=text, timeout=30)
-        return self.slack.response_posts(url)[0].body
-
-    def click(self, action: str, value: str, user: str) -> str | None:
-        """Click, and the ephemeral answer the clicker gets, if any."""
-        before = len(self.slack.response_posts())
-        assert self.client.click(action, value, user_id=user, channel_id=self.channel).status_code == 200
-        try:
-            self.slack.wait_for(lambda: len(self.slack.response_posts()) > before, timeout=3)
-        except AssertionError:
-            return None
-        return str(self.slack.response_posts()[-1].body.get("text"))
-
+class ChannelRoom(Room):
     def plan_message(self) -> SlackMessage:
         plans = [m for m in self.slack.messages(self.channel) if m.text.startswith("Runbook ")]
         assert plans, "no plan message"
@@ -118,7 +95,7 @@ class Room:
 @pytest.fixture
 def room(
     slack: FakeSlack, pagerduty: FakePagerDuty, firebell_env: Env, start_firebell: Start, tmp_path: Path
-) -> Room:
+) -> ChannelRoom:
     books = tmp_path / "books"
     books.mkdir()
     (books / "fix.yaml").write_text(FIX)
@@ -137,17 +114,17 @@ def room(
     slack.wait_for(lambda: slack.channel_by_name(CHANNEL) is not None)
     channel = slack.channel_by_name(CHANNEL)
     assert channel is not None
-    return Room(slack, firebell, channel.id)
+    return ChannelRoom(slack, firebell, channel.id)
 
 
-def test_list_shows_the_runbooks_for_the_incident(room: Room) -> None:
+def test_list_shows_the_runbooks_for_the_incident(room: ChannelRoom) -> None:
     answer = room.ask("runbook list", "U1ALICE")
     assert "fix-checkout" in answer["text"] and "look-only" in answer["text"]
     assert "target=…" in answer["text"]
 
 
 def test_two_person_runbook_from_plan_to_audit(
-    room: Room, slack: FakeSlack, scripted: list[dict[str, Any]]
+    room: ChannelRoom, slack: FakeSlack, scripted: list[dict[str, Any]]
 ) -> None:
     requester, approver, bystander = "U1REQ", "U2SRE", "U3OTHER"
     smuggled = "web-2; rm -rf / $(id)"
@@ -194,7 +171,7 @@ def test_two_person_runbook_from_plan_to_audit(
 
 
 def test_cancel_before_running_runs_nothing(
-    room: Room, slack: FakeSlack, scripted: list[dict[str, Any]]
+    room: ChannelRoom, slack: FakeSlack, scripted: list[dict[str, Any]]
 ) -> None:
     room.ask("runbook run look-only", "U1REQ")
     run_id = room.run_button(room.plan_message())
@@ -206,7 +183,7 @@ def test_cancel_before_running_runs_nothing(
 
 
 def test_a_harmless_runbook_runs_for_the_requester(
-    room: Room, slack: FakeSlack, scripted: list[dict[str, Any]]
+    room: ChannelRoom, slack: FakeSlack, scripted: list[dict[str, Any]]
 ) -> None:
     room.ask("runbook run look-only", "U1REQ")
     run_id = room.run_button(room.plan_message())
@@ -216,7 +193,7 @@ def test_a_harmless_runbook_runs_for_the_requester(
 
 
 def test_an_approval_step_waits_for_the_role(
-    room: Room, slack: FakeSlack, scripted: list[dict[str, Any]]
+    room: ChannelRoom, slack: FakeSlack, scripted: list[dict[str, Any]]
 ) -> None:
     room.ask("runbook run gated", "U3OTHER")
     plan = room.plan_message()
@@ -252,7 +229,7 @@ def test_an_approval_step_waits_for_the_role(
         ("runbook frobnicate", "is not `list` or `run`"),
     ],
 )
-def test_wrong_runbook_commands_get_a_helpful_answer(room: Room, text: str, expected: str) -> None:
+def test_wrong_runbook_commands_get_a_helpful_answer(room: ChannelRoom, text: str, expected: str) -> None:
     answer = room.ask(text, "U1REQ")
     assert expected in answer["text"]
 

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from bot.errors import IntegrationError, UserError
 from bot.runbooks.config import DockerEndpoint, RunbooksConfig
 from bot.runbooks.docker import MAX_TAIL, ContainerState, DockerClient, render_logs, validate_container
-from bot.runbooks.step import StepArgs, StepContext, StepOutcome
+from bot.runbooks.step import StepArgs, StepContext, StepOutcome, named_target, wait_budget
 
 Action = Literal["restart", "status", "logs"]
 
@@ -45,25 +45,7 @@ class DockerArgs(StepArgs):
 
 
 def resolve_endpoint(config: RunbooksConfig, name: str | None) -> tuple[str, DockerEndpoint]:
-    """The named endpoint; without a name ``default``, or the only one configured."""
-    known = ", ".join(sorted(config.docker)) or "none configured"
-    if name is None:
-        if "default" in config.docker:
-            name = "default"
-        elif len(config.docker) == 1:
-            name = next(iter(config.docker))
-        else:
-            raise UserError(f"docker step needs `endpoint`: one of [runbooks.docker] ({known})")
-    endpoint = config.docker.get(name)
-    if endpoint is None:
-        raise UserError(f"no docker endpoint {name!r} under [runbooks.docker] ({known})")
-    return name, endpoint
-
-
-def _budget(requested: float, step_timeout: float) -> float:
-    """Seconds the wait may take so the step still ends (with its log tail) before its timeout."""
-    margin = min(10.0, step_timeout * 0.2)
-    return max(0.0, min(requested, step_timeout - margin))
+    return named_target(config.docker, name, kind="docker", table="docker", what="endpoint")
 
 
 class DockerStep:
@@ -122,7 +104,7 @@ class DockerStep:
         # Inspect first: a missing container fails before anything changes.
         before = await client.inspect(args.container)
         await client.restart(args.container, stop_seconds=args.stop_seconds)
-        budget = _budget(args.wait_seconds, context.timeout - args.stop_seconds)
+        budget = wait_budget(args.wait_seconds, context.timeout - args.stop_seconds)
         waited = await client.wait_until_ready(args.container, wait_seconds=budget)
         state = waited.state
         data = {**state.facts(), "restarted": True, "seconds": round(waited.elapsed, 1)}

@@ -21,7 +21,7 @@ from bot.runbooks.haproxy import (
     format_rows,
     validate_identifier,
 )
-from bot.runbooks.step import StepArgs, StepContext, StepOutcome
+from bot.runbooks.step import StepArgs, StepContext, StepOutcome, wait_budget
 
 Action = Literal["show_stat", "drain", "maint", "ready", "wait_drained"]
 _CHANGES: dict[str, ServerState] = {"drain": "drain", "maint": "maint", "ready": "ready"}
@@ -64,14 +64,6 @@ class HAProxyArgs(StepArgs):
         return self
 
 
-def _budget(requested: float | None, step_timeout: float) -> float:
-    """Seconds a wait may take so the step still ends before its timeout,
-    leaving room for the commands around it."""
-    margin = min(5.0, step_timeout * 0.2)
-    available = max(step_timeout - margin, 0.0)
-    return available if requested is None else min(requested, available)
-
-
 def _row_data(row: StatRow) -> dict[str, Any]:
     return {"status": row.status, "scur": row.scur, "qcur": row.qcur}
 
@@ -110,13 +102,13 @@ class HAProxyStep:
         if backend is None or server is None:  # the model rejects this; kept for direct callers
             raise UserError(f"haproxy {args.action} needs both backend and server")
         if args.action == "wait_drained":
-            budget = _budget(args.wait_seconds, context.timeout)
+            budget = wait_budget(args.wait_seconds, context.timeout, margin=5.0)
             result = await client.wait_drained(backend, server, budget, include_queue=args.include_queue)
             return self._drain_outcome(result, args, budget, changed=False)
 
         await client.set_server_state(backend, server, _CHANGES[args.action])
         if args.action == "drain" and args.wait_seconds:
-            budget = _budget(args.wait_seconds, context.timeout)
+            budget = wait_budget(args.wait_seconds, context.timeout, margin=5.0)
             result = await client.wait_drained(backend, server, budget, include_queue=args.include_queue)
             return self._drain_outcome(result, args, budget, changed=True)
         row = await client.server(backend, server)

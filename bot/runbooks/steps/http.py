@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
-
-from bot.runbooks.http_check import Expect, Method, Request, report_lines, send
+from bot.runbooks.http_check import Request, report_lines, send
 from bot.runbooks.step import StepArgs, StepContext, StepOutcome
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class HttpArgs(StepArgs):
-    method: Method = "GET"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: str | None = None
-    json_body: object = Field(default=None, alias="json")
-    follow_redirects: bool = False
-    expect: Expect = Field(default_factory=Expect)
+class HttpArgs(Request, StepArgs):
     destructive: bool | None = None
+    """Whether the request changes something; by default any method but GET, HEAD and OPTIONS does."""
 
     def request(self) -> Request:
         return Request.model_validate(self.model_dump(by_alias=True, exclude={"destructive"}))

@@ -32,7 +32,7 @@ from bot.runbooks.kubernetes import (
     validate_name,
     validate_namespace,
 )
-from bot.runbooks.step import StepArgs, StepContext, StepOutcome
+from bot.runbooks.step import StepArgs, StepContext, StepOutcome, named_target, wait_budget
 
 Action = Literal["rollout_restart", "rollout_status", "scale", "pods"]
 
@@ -82,25 +82,7 @@ class KubernetesArgs(StepArgs):
 
 
 def resolve_cluster(config: RunbooksConfig, name: str | None) -> tuple[str, KubernetesCluster]:
-    """The named cluster; without a name ``default``, or the only one configured."""
-    known = ", ".join(sorted(config.kubernetes)) or "none configured"
-    if name is None:
-        if "default" in config.kubernetes:
-            name = "default"
-        elif len(config.kubernetes) == 1:
-            name = next(iter(config.kubernetes))
-        else:
-            raise UserError(f"kubernetes step needs `cluster`: one of [runbooks.kubernetes] ({known})")
-    cluster = config.kubernetes.get(name)
-    if cluster is None:
-        raise UserError(f"no kubernetes cluster {name!r} under [runbooks.kubernetes] ({known})")
-    return name, cluster
-
-
-def _budget(requested: float, step_timeout: float) -> float:
-    """Seconds the wait may take so the step still ends (with the pods' state) before its timeout."""
-    margin = min(10.0, step_timeout * 0.2)
-    return max(0.0, min(requested, step_timeout - margin))
+    return named_target(config.kubernetes, name, kind="kubernetes", table="kubernetes", what="cluster")
 
 
 def _settings_environ(context: StepContext) -> Mapping[str, str]:
@@ -155,7 +137,7 @@ class KubernetesStep:
         namespace = validate_namespace(args.namespace or configured or connection.namespace or "default")
         kind, name = args.workload_kind, args.name
         request_timeout = max(1.0, min(30.0, context.timeout / 3))
-        budget = _budget(args.wait_seconds, context.timeout)
+        budget = wait_budget(args.wait_seconds, context.timeout)
         async with KubernetesClient(connection, timeout=request_timeout, poll_interval=self._poll) as client:
             if args.action == "pods":
                 return await self._pods(client, kind, namespace, name)
