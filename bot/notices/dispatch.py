@@ -7,7 +7,9 @@ are awaited by the sender before its point of no return (see
 ``bot.notices.sender``); final marks (sent, retry, failed, dead) are written
 in batches. After a crash, expired ``sending`` leases go back to ``retry``
 (they never reached the point of no return) and expired ``committed`` ones
-count as sent, so no recipient is lost and none is sent twice.
+count as sent: nobody gets a message twice, and only a message whose last
+bytes had not yet left in the instant between its mark and its final ``.``
+can be counted as sent without arriving.
 
 One failing recipient or provider never blocks the others: each delivery
 fails, retries with backoff or is dead-lettered on its own.
@@ -56,11 +58,25 @@ class _Claimed:
     attempts: int
 
 
-class _Marks:
-    """Group-commits delivery marks; ``committed`` waits for durability."""
+class LeaseLost(IntegrationError):
+    """Another dispatcher took the delivery over; this one must not send it."""
 
-    def __init__(self, engine: AsyncEngine, on_flush: Callable[[set[int]], None]) -> None:
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class _Marks:
+    """Group-commits delivery marks; ``committed`` waits for durability.
+
+    A ``committed`` mark only lands on a row this dispatcher still holds
+    (``sending``, locked by it): if its lease ran out and another dispatcher
+    took the row, the sender is told before its point of no return and
+    stops, so the other one is the only sender.
+    """
+
+    def __init__(self, engine: AsyncEngine, identity: str, on_flush: Callable[[set[int]], None]) -> None:
         self._engine = engine
+        self._identity = identity
         self._on_flush = on_flush
         self._committed: list[tuple[int, asyncio.Future[None]]] = []
         self._final: list[dict[str, Any]] = []
@@ -68,9 +84,6 @@ class _Marks:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._stopping = False
-        self._commit_statement = (
-            update(DELIVERIES).where(DELIVERIES.c.id == bindparam("d_id")).values(state="committed")
-        )
         self._final_statement = (
             update(DELIVERIES)
             .where(DELIVERIES.c.id == bindparam("d_id"))
@@ -137,10 +150,21 @@ class _Marks:
         touched, self._touched = self._touched, set()
         if not committed and not final:
             return
+        held: set[int] = set()
         try:
             async with self._engine.begin() as connection:
                 if committed:
-                    await connection.execute(self._commit_statement, [{"d_id": d} for d, _ in committed])
+                    rows = await connection.execute(
+                        update(DELIVERIES)
+                        .where(
+                            DELIVERIES.c.id.in_([d for d, _ in committed]),
+                            DELIVERIES.c.state == "sending",
+                            DELIVERIES.c.locked_by == self._identity,
+                        )
+                        .values(state="committed")
+                        .returning(DELIVERIES.c.id)
+                    )
+                    held = {int(row.id) for row in rows}
                 if final:
                     await connection.execute(self._final_statement, final)
         except asyncio.CancelledError:
@@ -159,9 +183,13 @@ class _Marks:
             self._final = final + self._final
             log.exception("recording notice deliveries failed")
             return
-        for _, future in committed:
-            if not future.done():
+        for delivery_id, future in committed:
+            if future.done():
+                continue
+            if delivery_id in held:
                 future.set_result(None)
+            else:
+                future.set_exception(LeaseLost(f"delivery {delivery_id} is no longer ours to send"))
         if touched:
             self._on_flush(touched)
 
@@ -191,7 +219,7 @@ class NoticeDispatcher:
         self._poll = poll_seconds
         self._on_progress = on_progress or (lambda _ids: None)
         self._on_result = on_result or (lambda _channel, _outcome: None)
-        self._marks = _Marks(engine, self._on_progress)
+        self._marks = _Marks(engine, identity, self._on_progress)
         self._wake = Wakeup()
         self._bodies: dict[tuple[int, str, str, str], tuple[str, str, str | None]] = {}
         self._key: bytes | None = None
@@ -363,6 +391,8 @@ class NoticeDispatcher:
             return
         try:
             await sender.send(message, lambda: self._marks.commit(row.id))
+        except LeaseLost:
+            log.warning("delivery %s was taken over by another dispatcher; leaving it to them", row.id)
         except DeliveryUncertain as exc:
             self._marks.final(row.notice_id, row.id, "sent", now(), f"unconfirmed: {exc}", now())
             self._on_result(row.channel, "sent")

@@ -55,8 +55,16 @@ def create_engine(url: str | None) -> AsyncEngine:
         # waiting in the pool's FIFO queue costs nothing, while waiting in
         # SQLite's busy handler sleeps in growing steps (p99 in seconds under
         # a webhook burst). Other processes still meet busy_timeout.
+        # No rollback when a connection goes back to the pool: every
+        # transaction here is ended explicitly, and on SQLite each driver call
+        # is a hop to aiosqlite's thread (a fan-out commits thousands of times).
         engine = create_async_engine(
-            async_url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+            async_url,
+            connect_args={"timeout": 30},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            pool_reset_on_return=None,
         )
         _tune_sqlite(engine)
         return engine
