@@ -35,8 +35,10 @@ class SegmentConfig(_Strict):
 
 
 class EmailConfig(_Strict):
-    connections: int = Field(default=4, ge=1, le=64)
-    """SMTP connections kept open during a fan-out."""
+    connections: int = Field(default=16, ge=1, le=64)
+    """SMTP connections kept open during a fan-out. Each message waits for its
+    own round trips; more connections keep the relay and firebell busy. Lower
+    it when your relay limits concurrent connections per client."""
     rate_per_second: float = Field(default=0, ge=0)
     """Messages per second to the relay (0: as fast as it accepts); providers throttle."""
     reply_to: str | None = None
