@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -53,6 +50,7 @@ from bot.work.ingest import IngestLoop
 from bot.work.intake import DeliveryWriter
 from bot.work.priority import IntakePriority
 from bot.work.worker import JobWorker
+from handlers.identity import identity_gone, worker_identity
 from handlers.notice_senders import build_notices, build_senders
 from handlers.scheduler import TickScheduler
 from handlers.slack_auth import BotAuthorization
@@ -98,29 +96,6 @@ class Firebell:
     def wake_workers(self) -> None:
         if self.worker is not None:
             self.worker.wake()
-
-
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def identity_gone(identity: str) -> bool:
-    """Whether the process an identity names is known to be dead: same host,
-    and no such process (another host's processes cannot be checked)."""
-    host, _, rest = identity.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True  # an earlier life of this process id: this process runs nothing yet
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
@@ -300,6 +275,11 @@ def build_firebell(settings: Settings, clock: Clock | None = None) -> Firebell:
 async def running(firebell: Firebell) -> AsyncIterator[Firebell]:
     """Migrate, start the background loops, and stop them cleanly."""
     await migrate(firebell.engine)
+    if firebell.notice_dispatcher is not None:
+        try:
+            await firebell.notice_dispatcher.release_abandoned(identity_gone)
+        except Exception:
+            log.exception("could not take over notice deliveries of stopped processes")
     if firebell.runbooks is not None:
         try:
             await firebell.runbooks.sweep_interrupted(identity_gone)

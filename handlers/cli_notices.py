@@ -29,6 +29,7 @@ from bot.store.migrate import migrate
 from bot.store.tables import Incident
 from bot.tls import client_ssl_context
 from handlers.cli_common import settings_or_exit
+from handlers.identity import worker_identity
 from handlers.notice_senders import build_notices, build_senders
 
 subscribers = typer.Typer(name="subscribers", help="Customer notice subscribers.", no_args_is_help=True)
@@ -151,7 +152,9 @@ async def _send(
             if title is None:
                 raise UserError(f"incident #{incident_id} does not exist")
         senders = build_senders(settings, ssl_context, engine, None)
-        service, dispatcher = build_notices(engine, settings, clock, f"cli:{getpass.getuser()}", senders)
+        # A host:pid identity: a `firebell serve` started after this command
+        # was killed can tell it is gone and take its deliveries over at once.
+        service, dispatcher = build_notices(engine, settings, clock, worker_identity(), senders)
         draft = NoticeDraft(
             status=status,
             message=message,

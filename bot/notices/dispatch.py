@@ -38,6 +38,7 @@ from bot.work.wakeup import Wakeup
 log = logging.getLogger(__name__)
 
 BATCH = 500
+UNCONFIRMED = "unconfirmed: the sender stopped after the point of no return"
 Progress = Callable[[set[int]], None]
 
 
@@ -285,6 +286,42 @@ class NoticeDispatcher:
                 .where(DELIVERIES.c.state == "sending", expired)
                 .values(state="retry", run_at=now, locked_by=None, locked_until=None)
             )
+
+    async def release_abandoned(self, gone: Callable[[str], bool]) -> int:
+        """Deliveries claimed by a process known to be dead (see ``gone``) are
+        settled now rather than when their lease runs out: ``sending`` ones go
+        back to the queue, ``committed`` ones count as sent. How many."""
+        now = self._clock.now()
+        async with self._engine.begin() as connection:
+            holders = [
+                str(holder)
+                for holder in (
+                    await connection.execute(
+                        select(DELIVERIES.c.locked_by)
+                        .where(
+                            DELIVERIES.c.state.in_(["sending", "committed"]),
+                            DELIVERIES.c.locked_by.is_not(None),
+                        )
+                        .distinct()
+                    )
+                ).scalars()
+            ]
+            dead = [holder for holder in holders if holder != self._identity and gone(holder)]
+            if not dead:
+                return 0
+            owned = DELIVERIES.c.locked_by.in_(dead)
+            sent = await connection.execute(
+                update(DELIVERIES)
+                .where(owned, DELIVERIES.c.state == "committed")
+                .values(state="sent", sent_at=now, last_error=UNCONFIRMED, locked_by=None, locked_until=None)
+            )
+            queued = await connection.execute(
+                update(DELIVERIES)
+                .where(owned, DELIVERIES.c.state == "sending")
+                .values(state="retry", run_at=now, locked_by=None, locked_until=None)
+            )
+        log.info("took over %d deliveries from stopped processes %s", sent.rowcount + queued.rowcount, dead)
+        return int(sent.rowcount + queued.rowcount)
 
     async def _claim(self) -> list[_Claimed]:
         now = self._clock.now()

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from handlers.app import identity_gone, worker_identity
+from handlers.identity import identity_gone, worker_identity
 
 
 def test_a_live_process_on_this_host_is_not_gone() -> None:
