@@ -85,9 +85,10 @@ class _Marks:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._stopping = False
+        # Only rows still ours: one taken over meanwhile belongs to its new holder.
         self._final_statement = (
             update(DELIVERIES)
-            .where(DELIVERIES.c.id == bindparam("d_id"))
+            .where(DELIVERIES.c.id == bindparam("d_id"), DELIVERIES.c.locked_by == identity)
             .values(
                 state=bindparam("d_state"),
                 run_at=bindparam("d_run_at"),
