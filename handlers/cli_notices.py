@@ -167,12 +167,14 @@ async def _send(
             channels=tuple(channels),
         )
         notice_id = await service.send(draft, created_by=f"cli:{getpass.getuser()}")
-        report = await service.figures(notice_id)
-        while not no_wait and not report.finished:
-            if not await dispatcher.drain_once():
-                await asyncio.sleep(1)  # retries are due later
-            report = await service.figures(notice_id)
+        while not no_wait:
+            if await dispatcher.drain_once():
+                continue
+            if not await service.outstanding(notice_id):
+                break
+            await asyncio.sleep(1)  # retries are due later
         await service.mark_sent_when_finished(notice_id, clock.now())
+        report = await service.figures(notice_id)
         await dispatcher.close()
         return report
     finally:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
@@ -325,16 +325,30 @@ class NoticeDispatcher:
         return int(sent.rowcount + queued.rowcount)
 
     async def _claim(self) -> list[_Claimed]:
+        # New deliveries in id order (index ``state, id``: no sort over the
+        # whole outbox), then retries that are due (``state, run_at``). One
+        # query for both would sort every waiting row on every claim.
         now = self._clock.now()
-        due = (
+        pending = (
             select(DELIVERIES.c.id)
-            .where(
-                or_(DELIVERIES.c.state == "pending", DELIVERIES.c.state == "retry"),
-                DELIVERIES.c.run_at <= now,
-            )
+            .where(DELIVERIES.c.state == "pending")
             .order_by(DELIVERIES.c.id)
             .limit(BATCH)
         )
+        retries = (
+            select(DELIVERIES.c.id)
+            .where(DELIVERIES.c.state == "retry", DELIVERIES.c.run_at <= now)
+            .order_by(DELIVERIES.c.run_at)
+            .limit(BATCH)
+        )
+        claimed: list[_Claimed] = []
+        for due in (pending, retries):
+            if len(claimed) >= BATCH:
+                break
+            claimed += await self._take(due.limit(BATCH - len(claimed)), now)
+        return sorted(claimed, key=lambda c: c.id)
+
+    async def _take(self, due: Any, now: datetime) -> list[_Claimed]:
         if self._engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         statement = (
@@ -359,7 +373,7 @@ class NoticeDispatcher:
         )
         async with self._engine.begin() as connection:
             rows = (await connection.execute(statement)).all()
-        return sorted((_Claimed(*row) for row in rows), key=lambda c: c.id)
+        return [_Claimed(*row) for row in rows]
 
     async def _prepare(self, claimed: list[_Claimed]) -> list[tuple[_Claimed, Outgoing | None]]:
         if self._key is None:

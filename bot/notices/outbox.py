@@ -45,15 +45,6 @@ class Figures:
     """(segment, channel, target, reason) of failed and dead deliveries."""
     unsubscribed: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def finished(self) -> bool:
-        return all(
-            state in ("sent", "committed", "failed", "dead")
-            for c in self.counts.values()
-            for state, n in c.items()
-            if n
-        )
-
 
 async def create_notice(
     engine: AsyncEngine,

@@ -13,7 +13,7 @@ from bot.clock import Clock
 from bot.errors import UserError
 from bot.notices.config import NoticesConfig
 from bot.notices.model import NoticeDraft, Rendered
-from bot.notices.outbox import NOTICES, Figures, create_notice, figures, release_notice
+from bot.notices.outbox import DELIVERIES, NOTICES, Figures, create_notice, figures, release_notice
 from bot.notices.render import NoticeRenderer
 from bot.store.tables import Incident
 
@@ -125,10 +125,23 @@ class NoticeService:
     async def figures(self, notice_id: int) -> Figures:
         return await figures(self._engine, notice_id)
 
+    async def outstanding(self, notice_id: int) -> bool:
+        """Whether any delivery of the notice still waits for an outcome (an
+        index lookup: cheap enough to ask after every batch)."""
+        async with self._engine.connect() as connection:
+            found = await connection.scalar(
+                select(DELIVERIES.c.id)
+                .where(
+                    DELIVERIES.c.notice_id == notice_id,
+                    DELIVERIES.c.state.in_(["pending", "sending", "retry", "committed"]),
+                )
+                .limit(1)
+            )
+        return found is not None
+
     async def mark_sent_when_finished(self, notice_id: int, now: datetime) -> bool:
         """Once every delivery has an outcome, the notice is sent; True then."""
-        result = await self.figures(notice_id)
-        if not result.finished:
+        if await self.outstanding(notice_id):
             return False
         async with self._engine.begin() as connection:
             await connection.execute(

@@ -275,6 +275,7 @@ class NoticeDelivery(SQLModel, table=True):
     __tablename__ = "notice_deliveries"
     __table_args__ = (
         Index("ix_notice_deliveries_due", "state", "run_at"),
+        Index("ix_notice_deliveries_queue", "state", "id"),
         Index("ix_notice_deliveries_notice", "notice_id", "state"),
     )
 

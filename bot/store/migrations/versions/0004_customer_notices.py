@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_notice_deliveries_due", "notice_deliveries", ["state", "run_at"])
+    op.create_index("ix_notice_deliveries_queue", "notice_deliveries", ["state", "id"])
     op.create_index("ix_notice_deliveries_notice", "notice_deliveries", ["notice_id", "state"])
     op.create_table(
         "statuspage_incidents",
@@ -118,6 +119,7 @@ def downgrade() -> None:
     op.drop_table("app_secrets")
     op.drop_table("statuspage_incidents")
     op.drop_index("ix_notice_deliveries_notice", table_name="notice_deliveries")
+    op.drop_index("ix_notice_deliveries_queue", table_name="notice_deliveries")
     op.drop_index("ix_notice_deliveries_due", table_name="notice_deliveries")
     op.drop_table("notice_deliveries")
     op.drop_table("notice_bodies")
