@@ -3,6 +3,7 @@ locales, multipart messages with one-click unsubscribe, refusals, figures."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -294,3 +295,40 @@ async def test_implicit_tls(tls: TlsMaterial) -> None:
         assert sink.url.startswith("smtps://")
         await _send_one(sink, sink.url, tls)
         assert len(sink.received) == 1
+
+
+def test_templates_can_be_overridden_per_segment_channel_and_locale(tmp_path: Path) -> None:
+    from bot.notices.config import NoticesConfig
+    from bot.notices.render import NoticeRenderer
+
+    (tmp_path / "consumer").mkdir()
+    (tmp_path / "consumer" / "email.fr.subject.j2").write_text("Info service : {{ title }}")
+    (tmp_path / "consumer" / "push.text.j2").write_text("{{ message|upper }}")
+    config = NoticesConfig.model_validate(
+        {
+            "templates_dir": str(tmp_path),
+            "segments": {
+                "consumer": {"channels": ["email", "push"], "variant": "plain", "locales": ["fr", "en"]}
+            },
+        }
+    )
+    bodies = {
+        (b.channel, b.locale): b
+        for b in NoticeRenderer(config).render_all(
+            NoticeDraft(status=NoticeStatus.MONITORING, message="ça va", incident_title="Paiements")
+        )
+    }
+    assert bodies[("email", "fr")].subject == "Info service : Paiements"
+    assert bodies[("email", "en")].subject == "Paiements: monitoring"  # shipped template
+    assert bodies[("push", "fr")].text == "ÇA VA" and bodies[("push", "en")].text == "ÇA VA"
+
+
+async def test_the_rate_limit_spaces_messages() -> None:
+    from bot.notices.email import _RateLimit
+
+    slept: list[float] = []
+    limit = _RateLimit(10)
+    for _ in range(3):
+        await limit.wait()
+        slept.append(limit._next)  # the schedule, not the clock, is what is checked
+    assert [round(b - a, 3) for a, b in itertools.pairwise(slept)] == [0.1, 0.1]

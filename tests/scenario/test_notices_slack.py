@@ -231,3 +231,39 @@ def test_a_second_person_must_approve_when_configured(
     slack.wait_for(lambda: sink.count == 1, timeout=20)
     assert sink.received[0].rcpt_tos == ["cto@bigcorp.example"]
     assert room.firebell.sql("select approved_by from notices") == [("U3LEAD",)]
+
+
+def test_one_click_unsubscribe_over_http(
+    slack: FakeSlack,
+    pagerduty: FakePagerDuty,
+    firebell_env: Env,
+    start_firebell: Start,
+    tmp_path: Path,
+    sink: SmtpSink,
+) -> None:
+    room = open_room(slack, pagerduty, firebell_env, start_firebell, tmp_path, sink)
+    comms = slack.add_user("comms@acme.test", "Casey Comms")
+    room.ask(f"role comms <@{comms}>", comms)
+    room.command("notify", comms)
+    answer = room.client.submit(room.form(), form_values("We are on it.", ["consumer"]), user_id=comms).json()
+    room.client.submit(answer["view"], {}, user_id=comms)
+    slack.wait_for(lambda: sink.count == 2, timeout=20)
+    message = next(r.message() for r in sink.received if r.rcpt_tos == ["joe@example.com"])
+    path = str(message["List-Unsubscribe"]).strip("<>").removeprefix("https://status.acme.test")
+    url = f"{room.firebell.url}{path}"
+
+    page = httpx.get(url)
+    assert page.status_code == 200 and '<form method="post"' in page.text
+    assert room.firebell.sql("select count(*) from subscribers where unsubscribed_at is not null") == [(0,)]
+    forged = httpx.post(url[:-3] + "AAA", content=b"List-Unsubscribe=One-Click")
+    assert forged.status_code == 404
+    done = httpx.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 200 and "You will not receive" in done.text
+    assert room.firebell.sql("select email from subscribers where unsubscribed_at is not null") == [
+        ("joe@example.com",)
+    ]
+    assert "firebell_notice_unsubscribes_total 1.0" in httpx.get(f"{room.firebell.url}/metrics").text
