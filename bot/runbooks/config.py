@@ -127,5 +127,7 @@ class RunbooksConfig(_Strict):
     maintenance: dict[str, MaintenanceSite] = Field(default_factory=dict)
     backups: dict[str, BackupSource] = Field(default_factory=dict)
     automation: list[AutomationRule] = Field(default_factory=list)
+    browser_executable: str = "/usr/bin/chromium"
+    """Chromium for ``smoke`` browser journeys (Debian's package by default)."""
     step_output_chars: int = Field(default=200_000, ge=1000)
     """Output kept per step (the rest is cut, marked as cut)."""

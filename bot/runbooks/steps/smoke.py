@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from bot.runbooks.browser import BrowserJourney, run_journey
 from bot.runbooks.http_check import Request, report_lines, send
 from bot.runbooks.step import StepArgs, StepContext, StepOutcome
 
@@ -17,7 +18,15 @@ from bot.runbooks.step import StepArgs, StepContext, StepOutcome
 class SmokeArgs(StepArgs):
     base_url: str | None = None
     """Joined with each request's url when that is a path."""
-    requests: list[Request] = Field(min_length=1)
+    requests: list[Request] = Field(default_factory=list)
+    browser: BrowserJourney | None = None
+    """A journey in a real browser, after the requests."""
+
+    @model_validator(mode="after")
+    def _something(self) -> SmokeArgs:
+        if not self.requests and self.browser is None:
+            raise ValueError("a smoke step needs `requests`, a `browser` journey, or both")
+        return self
 
 
 class SmokeStep:
@@ -26,7 +35,8 @@ class SmokeStep:
 
     def describe(self, args: SmokeArgs) -> str:
         where = f" against {args.base_url}" if args.base_url else ""
-        return f"{len(args.requests)} requests{where}"
+        browser = f" and a browser journey of {len(args.browser.steps)} steps" if args.browser else ""
+        return f"{len(args.requests)} requests{where}{browser}"
 
     def destructive(self, args: SmokeArgs) -> bool:
         return False
@@ -42,13 +52,19 @@ class SmokeStep:
             if not checked.ok:
                 failed.append(f"{request.method} {request.url}: {'; '.join(checked.failures)}")
         total = len(args.requests)
+        passed = total - len(failed)
+        if args.browser is not None:
+            ok, what, journey = await run_journey(args.browser, context, context.timeout)
+            lines += ["browser:", *journey]
+            total += 1
+            passed += int(ok)
+            if not ok:
+                failed.append(what)
         if failed:
             summary = f"{len(failed)} of {total} failed — {failed[0]}"
         else:
-            summary = f"all {total} requests passed"
-        return StepOutcome(
-            not failed, summary, "\n".join(lines), {"failed": len(failed), "passed": total - len(failed)}
-        )
+            summary = f"all {total} requests passed" if args.browser is None else f"all {total} checks passed"
+        return StepOutcome(not failed, summary, "\n".join(lines), {"failed": len(failed), "passed": passed})
 
 
 STEP = SmokeStep()
