@@ -193,11 +193,19 @@ def notable_headers(headers: HeaderPairs) -> tuple[tuple[str, str], ...]:
     return tuple((first_spelling[key], ", ".join(values[key])) for key in ordered)
 
 
-def parse_retry_after(value: str, now: datetime) -> float | None:
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header from a plain mapping, whatever the case of its name."""
+    lowered = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == lowered), None)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date.
 
-    A date in the past gives 0; anything unparsable gives None.
+    A date in the past gives 0; anything unparsable (or no header) gives None.
     """
+    if value is None:
+        return None
     text = value.strip()
     if text.isdigit():
         return float(int(text))

@@ -12,18 +12,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
 import httpx
 
 from bot.clock import Clock, SystemClock
+from bot.diagnostics.headers import header_value, parse_retry_after
 from bot.diagnostics.ssrf import is_loopback_host
 from bot.errors import ConfigurationError, IntegrationError
 from bot.notices.model import UNSUBSCRIBE_MARK, Outgoing
 from bot.notices.sender import Commit, DeliveryFailed
-from bot.notices.webpush import parse_retry_after
 
 __all__ = ["DEFAULT_PRIORITY", "DEFAULT_TAGS", "MAX_BODY_BYTES", "NtfySender", "encode_header_text"]
 
@@ -68,14 +68,6 @@ def _truncate_utf8(text: str, limit: int) -> str:
     ellipsis = "…".encode()
     # errors="ignore" drops a character cut in half at the boundary.
     return data[: limit - len(ellipsis)].decode("utf-8", errors="ignore").rstrip() + "…"
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 class NtfySender:
@@ -156,11 +148,11 @@ class NtfySender:
         self._check_answer(response, topic)
 
     def _priority_for(self, message: Outgoing) -> str:
-        wanted = _header(message.headers, "Priority")
+        wanted = header_value(message.headers, "Priority")
         return wanted if wanted in _PRIORITIES else self._priority
 
     def _tags_for(self, message: Outgoing) -> str:
-        wanted = _header(message.headers, "Tags")
+        wanted = header_value(message.headers, "Tags")
         if wanted is not None:
             tags = [tag.strip() for tag in wanted.split(",")]
             if tags and all(_TAG_RE.fullmatch(tag) for tag in tags):

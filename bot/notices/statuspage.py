@@ -349,7 +349,7 @@ class StatuspageClient:
 
     def _rate_limited(self, response: httpx.Response) -> IntegrationError:
         header = response.headers.get("Retry-After")
-        retry_after = parse_retry_after(header, self._clock.now()) if header is not None else None
+        retry_after = parse_retry_after(header, self._clock.now())
         # Hold every later request on this key too, not just the one that was refused.
         self._limiter.hold(retry_after if retry_after is not None else self._limiter.interval)
         wait = f", retry after {retry_after:g} s" if retry_after is not None else ""

@@ -22,10 +22,9 @@ import json
 import os
 import re
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bot.clock import Clock, SystemClock
+from bot.diagnostics.headers import header_value, parse_retry_after
 from bot.errors import ConfigurationError, IntegrationError
 from bot.notices.model import UNSUBSCRIBE_MARK, Outgoing, PushKeys
 from bot.notices.sender import Commit, DeliveryFailed
@@ -51,7 +51,6 @@ __all__ = [
     "application_server_key",
     "encrypt_payload",
     "generate_vapid_private_key_pem",
-    "parse_retry_after",
     "push_payload",
     "vapid_audience",
     "vapid_authorization",
@@ -298,34 +297,10 @@ def push_payload(title: str, body: str, *, url: str | None, limit: int = MAX_PAY
 # ---------------------------------------------------------------- answers
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (delay-seconds or HTTP-date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
 def _service_says(response: httpx.Response) -> str:
     """A short excerpt of the push service's explanation for error reasons."""
     text = " ".join(response.text.split())
     return f": {text[:_REASON_LIMIT]}" if text else ""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 # ---------------------------------------------------------------- sender
@@ -410,7 +385,7 @@ class WebPushSender:
             "Content-Type": "application/octet-stream",
             "Urgency": self._urgency_for(message),
         }
-        topic = _header(message.headers, "Topic")
+        topic = header_value(message.headers, "Topic")
         if topic is not None and _TOPIC_RE.fullmatch(topic):
             headers["Topic"] = topic
 
@@ -424,7 +399,7 @@ class WebPushSender:
         self._check_answer(response, endpoint, now)
 
     def _urgency_for(self, message: Outgoing) -> str:
-        wanted = _header(message.headers, "Urgency")
+        wanted = header_value(message.headers, "Urgency")
         return wanted if wanted in _URGENCIES else self._urgency
 
     def _check_endpoint(self, target: str) -> _Endpoint:

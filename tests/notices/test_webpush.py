@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bot.diagnostics.headers import parse_retry_after
 from bot.errors import ConfigurationError, IntegrationError
 from bot.notices.model import Outgoing, PushKeys
 from bot.notices.sender import DeliveryFailed
@@ -21,7 +22,6 @@ from bot.notices.webpush import (
     application_server_key,
     encrypt_payload,
     generate_vapid_private_key_pem,
-    parse_retry_after,
     push_payload,
     vapid_audience,
     vapid_authorization,
