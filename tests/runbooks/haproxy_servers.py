@@ -18,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
+from tests.runbooks.child_process import stop_child
+
 
 def haproxy_binary() -> str | None:
     """Debian installs it in /usr/sbin, which is not on an ordinary user's PATH."""
@@ -145,15 +147,7 @@ backend web
         return True
 
     def _stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
+        stop_child(self._process)
         self._process = None
 
     def __exit__(

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from tests.runbooks.child_process import stop_child
+
 REPO = Path(__file__).resolve().parents[2]
 SNIPPETS = REPO / "runbooks" / "maintenance"
 NGINX_SNIPPET = SNIPPETS / "nginx-maintenance.conf"
@@ -132,15 +134,7 @@ http {{
         return True
 
     def _stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(10)
+        stop_child(self._process)
         self._process = None
 
     def __exit__(

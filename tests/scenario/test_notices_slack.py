@@ -48,6 +48,12 @@ def sink() -> Iterator[SmtpSink]:
 
 
 class ChannelRoom(Room):
+    def send_notice(self, user: str, message: str, segments: list[str]) -> None:
+        """``/incident notify``, the form filled in, the preview confirmed."""
+        self.command("notify", user)
+        answer = self.client.submit(self.form(), form_values(message, segments), user_id=user).json()
+        self.client.submit(answer["view"], {}, user_id=user)
+
     def form(self) -> dict[str, Any]:
         self.slack.wait_for(
             lambda: any(v.view.get("callback_id") == notice_views.FORM_CALLBACK for v in self.slack.views)
@@ -209,11 +215,7 @@ def test_a_second_person_must_approve_when_configured(
     )
     room.ask("role comms <@U2COMMS>", "U2COMMS")
     room.ask("role commander <@U3LEAD>", "U3LEAD")
-    room.command("notify", "U2COMMS")
-    answer = room.client.submit(
-        room.form(), form_values("We are on it.", ["enterprise"]), user_id="U2COMMS"
-    ).json()
-    room.client.submit(answer["view"], {}, user_id="U2COMMS")
+    room.send_notice("U2COMMS", "We are on it.", ["enterprise"])
 
     def approval() -> Any:
         return next(
@@ -244,9 +246,7 @@ def test_one_click_unsubscribe_over_http(
     room = open_room(slack, pagerduty, firebell_env, start_firebell, tmp_path, sink)
     comms = slack.add_user("comms@acme.test", "Casey Comms")
     room.ask(f"role comms <@{comms}>", comms)
-    room.command("notify", comms)
-    answer = room.client.submit(room.form(), form_values("We are on it.", ["consumer"]), user_id=comms).json()
-    room.client.submit(answer["view"], {}, user_id=comms)
+    room.send_notice(comms, "We are on it.", ["consumer"])
     slack.wait_for(lambda: sink.count == 2, timeout=20)
     message = next(r.message() for r in sink.received if r.rcpt_tos == ["joe@example.com"])
     path = str(message["List-Unsubscribe"]).strip("<>").removeprefix("https://status.acme.test")
