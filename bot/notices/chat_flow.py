@@ -70,6 +70,7 @@ class NoticeChat:
         self._record_timeline = record_timeline
         self._on_first_notice = on_first_notice
         self._last_report: dict[int, float] = {}
+        self._waiting: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- who may send ----------------------------------------------------------
@@ -176,19 +177,27 @@ class NoticeChat:
     # -- progress from the outbox ----------------------------------------------------------
 
     def progress(self, notice_ids: set[int]) -> None:
-        """The outbox recorded deliveries of these notices: refresh their messages (throttled)."""
-        for notice_id in notice_ids:
-            task = asyncio.create_task(self._refresh(notice_id))
+        """The outbox recorded deliveries of these notices: refresh their
+        messages, at most once per ``REPORT_INTERVAL_SECONDS`` each. A fan-out
+        records marks hundreds of times a second; one waiting refresh per
+        notice covers them all, and always runs after the last."""
+        for notice_id in notice_ids - self._waiting:
+            self._waiting.add(notice_id)
+            task = asyncio.create_task(self._refresh_soon(notice_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    async def _refresh_soon(self, notice_id: int) -> None:
+        since = time.monotonic() - self._last_report.get(notice_id, float("-inf"))
+        if since < REPORT_INTERVAL_SECONDS:
+            await asyncio.sleep(REPORT_INTERVAL_SECONDS - since)
+        self._waiting.discard(notice_id)
+        self._last_report[notice_id] = time.monotonic()
+        await self._refresh(notice_id)
+
     async def _refresh(self, notice_id: int) -> None:
         try:
-            now = time.monotonic()
             finished = await self._service.mark_sent_when_finished(notice_id, self._clock.now())
-            if not finished and now - self._last_report.get(notice_id, 0.0) < REPORT_INTERVAL_SECONDS:
-                return
-            self._last_report[notice_id] = now
             where = await self._service.report_location(notice_id)
             if where is None:
                 return
