@@ -31,7 +31,6 @@ BODIES = NoticeBody.__table__  # type: ignore[attr-defined]
 DELIVERIES = NoticeDelivery.__table__  # type: ignore[attr-defined]
 SUBSCRIBERS = Subscriber.__table__  # type: ignore[attr-defined]
 
-STATES = ("pending", "sending", "committed", "sent", "retry", "failed", "dead")
 # Per segment: the channels whose recipients are subscribers (one row each).
 SUBSCRIBER_COLUMNS = {"email": SUBSCRIBERS.c.email, "push": SUBSCRIBERS.c.push_endpoint}
 
