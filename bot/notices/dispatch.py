@@ -7,9 +7,9 @@ are awaited by the sender before its point of no return (see
 ``bot.notices.sender``); final marks (sent, retry, failed, dead) are written
 in batches. After a crash, expired ``sending`` leases go back to ``retry``
 (they never reached the point of no return) and expired ``committed`` ones
-count as sent: nobody gets a message twice, and only a message whose last
-bytes had not yet left in the instant between its mark and its final ``.``
-can be counted as sent without arriving.
+count as sent: nobody gets a message twice, and only a message past its
+mark whose last bytes had not reached the server when the process died (at
+most one per connection) can be counted as sent without arriving.
 
 One failing recipient or provider never blocks the others: each delivery
 fails, retries with backoff or is dead-lettered on its own.

@@ -1,5 +1,6 @@
 """kill -9 in the middle of an email fan-out, then resume: nobody is mailed
-twice and nobody is left out.
+twice, and nobody is left out but a message already past its point of no
+return when the process died.
 
 5,000 subscribers are imported with the CLI, ``firebell notice send`` runs as
 a child process against a real SMTP server (aiosmtpd, in this process) and is
@@ -176,6 +177,15 @@ def test_kill_9_mid_fan_out_then_resume_mails_everyone_exactly_once(
     before = states(database)
     assert sum(before.values()) == SUBSCRIBERS
     assert before["pending"] > 0, before  # the kill left work behind
+    with sqlite3.connect(database, timeout=30) as connection:
+        in_flight = {
+            target
+            for (target,) in connection.execute(
+                "select target from notice_deliveries where state = 'committed'"
+            )
+        }
+    # At most one message per SMTP connection is past its point of no return.
+    assert len(in_flight) <= 4, in_flight
 
     server = FirebellProcess(env, cwd=tmp_path, log_file=tmp_path / "serve.log").start()
     try:
@@ -194,8 +204,13 @@ def test_kill_9_mid_fan_out_then_resume_mails_everyone_exactly_once(
     missing = sorted(expected - by_address.keys())
     context = f"killed at {at_kill} received, outbox then {dict(before)}, now {dict(after)}"
     assert not twice, f"mailed more than once: {twice[:10]} ({len(twice)}); {context}"
-    assert not missing, f"never mailed: {missing[:10]} ({len(missing)}); {context}"
-    assert len(received) == SUBSCRIBERS, context
-    assert by_address.keys() == expected
+    # Everything short of its final "." at the kill is sent again after it.
+    # A message past that point counts as sent: if its last bytes were still
+    # on their way when the process died (a killed TCP connection is reset),
+    # the server may have dropped it. No protocol closes that window; it is
+    # at most one message per connection, never a duplicate.
+    assert set(missing) <= in_flight, f"lost outside the point of no return: {missing}; {context}"
+    assert len(received) == SUBSCRIBERS - len(missing), context
+    assert by_address.keys() == expected - set(missing)
     assert all(rcpts == (to,) for rcpts, to in received)  # one recipient each, the one in To
     assert after == Counter({"sent": SUBSCRIBERS}), context
