@@ -225,6 +225,17 @@ def _start(cluster: _Cluster) -> int:
     _fail(f"pg_ctl start failed {START_ATTEMPTS} times:\n{failure}")
 
 
+def postgres_tool(name: str) -> str:
+    """A client program (pg_dump, pg_restore …) of the same version as the test server."""
+    bindir = _find_bindir()
+    if bindir is not None and (bindir / name).is_file():
+        return str(bindir / name)
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} not installed (apt-get install postgresql-client)")
+    return found
+
+
 def _find_bindir() -> Path | None:
     """The bin directory holding the server binaries, ``None`` for ``PATH``; skip if there is none."""
     candidates: list[tuple[tuple[int, ...], Path]] = []

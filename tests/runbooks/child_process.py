@@ -1,7 +1,8 @@
-"""Stopping the servers tests start as child processes (haproxy, nginx)."""
+"""Finding and stopping the servers tests start as child processes (haproxy, nginx)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 
@@ -15,3 +16,8 @@ def stop_child(process: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+def system_binary(name: str) -> str | None:
+    """Debian installs servers in /usr/sbin, which is not on an ordinary user's PATH."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")

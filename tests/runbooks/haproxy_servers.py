@@ -9,7 +9,6 @@ releases it — an open session on that server for as long as the test needs.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,19 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
-from tests.runbooks.child_process import stop_child
+from tests.harness import free_port
+from tests.runbooks.child_process import stop_child, system_binary
 
 
 def haproxy_binary() -> str | None:
-    """Debian installs it in /usr/sbin, which is not on an ordinary user's PATH."""
-    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return system_binary("haproxy")
 
 
 class Backend:

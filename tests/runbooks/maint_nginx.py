@@ -8,14 +8,14 @@ free 127.0.0.1 port with everything (pid, logs, temp files) under a tmp prefix.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.runbooks.child_process import stop_child
+from tests.harness import free_port
+from tests.runbooks.child_process import stop_child, system_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SNIPPETS = REPO / "runbooks" / "maintenance"
@@ -29,15 +29,7 @@ SITE_BODY = "<h1>the normal site</h1>\n"
 
 
 def nginx_binary() -> str | None:
-    """Debian installs it in /usr/sbin, which is not on an ordinary user's PATH."""
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return system_binary("nginx")
 
 
 class NginxSite:

@@ -42,7 +42,7 @@ from bot.runbooks.config import BackupSource, RunbooksConfig
 from bot.runbooks.secrets import SecretStore
 from bot.runbooks.step import StepContext, StepOutcome
 from bot.runbooks.steps.db_backup import STEP, DbBackupArgs
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, postgres_tool
 
 SCHEMA = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
@@ -69,18 +69,7 @@ async def run_step(source: BackupSource, **args: Any) -> StepOutcome:
 
 
 def pg_dump_binary() -> str:
-    """pg_dump of the same version as the test server (tests/postgres.py picks the newest bindir)."""
-    bindirs = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: tuple(int(n) for n in re.findall(r"\d+", p.parent.name)),
-    )
-    for bindir in reversed(bindirs):
-        if (bindir / "pg_dump").is_file():
-            return str(bindir / "pg_dump")
-    found = shutil.which("pg_dump")
-    if found is None:
-        pytest.skip("pg_dump not installed (apt-get install postgresql-client)")
-    return found
+    return postgres_tool("pg_dump")
 
 
 def database_name(url: str) -> str:

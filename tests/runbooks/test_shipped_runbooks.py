@@ -41,7 +41,7 @@ from bot.runbooks.runs import RunStore, approval_refusal
 from bot.store.database import create_engine
 from tests.diagnostics.servers import ProbeTarget
 from tests.logs import logdata
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, postgres_tool
 from tests.runbooks.cdn_fakes import FakeCloudflare
 from tests.runbooks.docker_fake import STDOUT, FakeContainer, FakeDocker
 from tests.runbooks.haproxy_servers import Backend, HAProxyProcess, haproxy_binary
@@ -751,18 +751,7 @@ async def test_cdn_purge_through_the_firebell_command(
 
 
 def pg_dump_binary() -> str:
-    """pg_dump of the test server's version (tests/postgres.py uses the newest bindir)."""
-    bindirs = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: tuple(int(n) for n in re.findall(r"\d+", p.parent.name)),
-    )
-    for bindir in reversed(bindirs):
-        if (bindir / "pg_dump").is_file():
-            return str(bindir / "pg_dump")
-    found = shutil.which("pg_dump")
-    if found is None:
-        pytest.skip("pg_dump not installed (apt-get install postgresql-client)")
-    return found
+    return postgres_tool("pg_dump")
 
 
 async def make_dump(server: PostgresServer, path: Path) -> None:
