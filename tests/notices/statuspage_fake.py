@@ -15,10 +15,11 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.async_server import AsyncFakeServer
 
 INCIDENT_STATUSES = {"investigating", "identified", "monitoring", "resolved"}
 IMPACTS = {"none", "minor", "major", "critical"}
@@ -87,7 +88,7 @@ class _Scripted:
     body: dict[str, Any]
 
 
-class FakeStatuspage:
+class FakeStatuspage(AsyncFakeServer):
     """Statuspage for one page with the given components (id → status)."""
 
     def __init__(self, *, page_id: str, api_key: str, components: dict[str, str]) -> None:
@@ -105,23 +106,6 @@ class FakeStatuspage:
     @property
     def api_url(self) -> str:
         return f"{self.url}/v1"
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------------------ test controls
 

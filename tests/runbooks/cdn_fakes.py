@@ -17,12 +17,13 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+
+from tests.fakes.async_server import AsyncFakeServer
 
 CF_NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 
@@ -56,7 +57,7 @@ class Scripted:
     content_type: str = "application/json"
 
 
-class FakeApi:
+class FakeApi(AsyncFakeServer):
     """Base: serve, record, and hand out scripted answers before the real handler."""
 
     def __init__(self) -> None:
@@ -64,23 +65,6 @@ class FakeApi:
         self._scripted: list[Scripted] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def script(
         self,
